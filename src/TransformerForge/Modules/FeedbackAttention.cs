@@ -1,0 +1,108 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace TransformerForge.Modules;
+
+/// <summary>
+/// Attention of one step's query over the Feedback Transformer's memory (Fan et al. 2020, section 3), with labml's
+/// relative position scores: for the memory entry j steps back,
+/// <c>score_j = (q + u)·k_j + q·r_j + s_j</c>, scaled by 1/sqrt(d_k), where <c>u</c> is a learned query bias
+/// (<c>query_pos_bias</c>) and <c>r_j</c>, <c>s_j</c> a learned key embedding and bias for that distance
+/// (<c>key_pos_embeddings</c>, <c>key_pos_bias</c>; the last row is the most recent step). This is Transformer-XL's
+/// decomposition (Dai et al. 2019, section 3.3) with the position-position term replaced by a learned bias.
+/// <para>
+/// Parameters: <c>query</c> (no bias), <c>key</c> (no bias) and <c>value</c> (with bias) when the layer projects its
+/// own keys and values, <c>output</c>, <c>key_pos_embeddings</c> [maxMemory, heads, d_k], <c>key_pos_bias</c>
+/// [maxMemory, heads], <c>query_pos_bias</c> [heads, d_k].
+/// </para>
+/// </summary>
+public sealed class FeedbackAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
+{
+    [ComponentName(Name = "query")] private readonly Linear _query;
+    [ComponentName(Name = "key")] private readonly Linear? _key;
+    [ComponentName(Name = "value")] private readonly Linear? _value;
+    [ComponentName(Name = "output")] private readonly Linear _output;
+    [ComponentName(Name = "dropout")] private readonly Dropout _dropout;
+    [ComponentName(Name = "key_pos_embeddings")] private Parameter _keyPositionEmbeddings;
+    [ComponentName(Name = "key_pos_bias")] private Parameter _keyPositionBias;
+    [ComponentName(Name = "query_pos_bias")] private Parameter _queryPositionBias;
+
+    /// <param name="dModel">Model width.</param>
+    /// <param name="heads">Number of heads; d_k = dModel / heads.</param>
+    /// <param name="projectsKeyValues">
+    /// True for the original Feedback Transformer (this layer projects the memory to keys and values); false when the
+    /// keys and values are computed once per step and shared by all layers.
+    /// </param>
+    /// <param name="dropout">Dropout on the attention probabilities.</param>
+    /// <param name="maxMemory">Number of relative positions learned: the longest memory that can be attended.</param>
+    public FeedbackAttention(int dModel, int heads, bool projectsKeyValues, double dropout = 0.0, int maxMemory = 4096)
+        : base(nameof(FeedbackAttention))
+    {
+        if (dModel % heads != 0) throw new ArgumentException($"dModel {dModel} is not divisible by {heads} heads");
+        DModel = dModel;
+        Heads = heads;
+        HeadDim = dModel / heads;
+        MaxMemory = maxMemory;
+
+        _query = nn.Linear(dModel, dModel, hasBias: false);
+        if (projectsKeyValues)
+        {
+            _key = nn.Linear(dModel, dModel, hasBias: false);
+            _value = nn.Linear(dModel, dModel, hasBias: true);
+        }
+        _output = nn.Linear(dModel, dModel);
+        _dropout = nn.Dropout(dropout);
+        // labml starts the position terms at zero: attention begins purely content-based.
+        _keyPositionEmbeddings = new Parameter(zeros(maxMemory, heads, HeadDim));
+        _keyPositionBias = new Parameter(zeros(maxMemory, heads));
+        _queryPositionBias = new Parameter(zeros(heads, HeadDim));
+        RegisterComponents();
+    }
+
+    public int DModel { get; }
+    public int Heads { get; }
+    public int HeadDim { get; }
+    public int MaxMemory { get; }
+    public bool ProjectsKeyValues => _key is not null;
+
+    /// <summary>This layer's keys for memory entries <c>[..., dModel]</c> → <c>[..., heads, d_k]</c>.</summary>
+    public Tensor ProjectKey(Tensor memory) => SplitHeads(OwnProjection(_key).forward(memory));
+
+    /// <summary>This layer's values for memory entries <c>[..., dModel]</c> → <c>[..., heads, d_k]</c>.</summary>
+    public Tensor ProjectValue(Tensor memory) => SplitHeads(OwnProjection(_value).forward(memory));
+
+    /// <summary>
+    /// <paramref name="x"/> <c>[batch, dModel]</c> (the current step) attends over <paramref name="keys"/> and
+    /// <paramref name="values"/> <c>[memory, batch, heads, d_k]</c> (earlier steps, oldest first); returns
+    /// <c>[batch, dModel]</c>.
+    /// </summary>
+    public override Tensor forward(Tensor x, Tensor keys, Tensor values)
+    {
+        var memoryLength = keys.shape[0];
+        if (memoryLength > MaxMemory)
+            throw new InvalidOperationException($"memory of {memoryLength} steps exceeds the {MaxMemory} learned relative positions");
+
+        var query = SplitHeads(_query.forward(x));
+
+        // Relative terms for the last memoryLength distances: row MaxMemory-1 is the previous step.
+        var keyPositions = _keyPositionEmbeddings.narrow(0, MaxMemory - memoryLength, memoryLength);
+        var keyPositionBias = _keyPositionBias.narrow(0, MaxMemory - memoryLength, memoryLength);
+
+        // Content terms (q + u)·k_j, then position terms q·r_j + s_j; shapes [memory, batch, heads].
+        var content = einsum("bhd,jbhd->jbh", query + _queryPositionBias, keys);
+        var position = einsum("bhd,jhd->jbh", query, keyPositions) + keyPositionBias.unsqueeze(1);
+        var scores = (content + position) / Math.Sqrt(HeadDim);
+
+        var attention = _dropout.forward(scores.softmax(0));
+        var attended = einsum("jbh,jbhd->bhd", attention, values);
+        return _output.forward(attended.reshape(x.shape[0], DModel));
+    }
+
+    private Linear OwnProjection(Linear? projection) =>
+        projection ?? throw new InvalidOperationException("this layer uses keys and values shared by all layers");
+
+    /// <summary>[..., heads · d_k] -> [..., heads, d_k].</summary>
+    private Tensor SplitHeads(Tensor x) => x.view([.. x.shape[..^1], Heads, HeadDim]);
+}

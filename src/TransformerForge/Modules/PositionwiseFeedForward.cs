@@ -1,0 +1,31 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace TransformerForge.Modules;
+
+/// <summary>
+/// Position-wise feed-forward network of the original Transformer (Vaswani et al. 2017, section 3.3):
+/// <c>layer2(dropout(relu(layer1(x))))</c>. Parameters: <c>layer1</c> (dModel→dFf), <c>layer2</c> (dFf→dModel).
+/// </summary>
+public sealed class PositionwiseFeedForward : nn.Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "layer1")] private readonly Linear _layer1;
+    [ComponentName(Name = "layer2")] private readonly Linear _layer2;
+    [ComponentName(Name = "dropout")] private readonly Dropout _dropout;
+
+    public PositionwiseFeedForward(int dModel, int dFf, double dropout = 0.0) : base(nameof(PositionwiseFeedForward))
+    {
+        _layer1 = nn.Linear(dModel, dFf);
+        _layer2 = nn.Linear(dFf, dModel);
+        _dropout = nn.Dropout(dropout);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var hidden = nn.functional.relu(_layer1.forward(x));
+        return _layer2.forward(_dropout.forward(hidden));
+    }
+}
