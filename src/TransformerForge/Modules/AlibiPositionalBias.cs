@@ -11,27 +11,24 @@ namespace TransformerForge.Modules;
 /// </summary>
 public sealed class AlibiPositionalBias : nn.Module
 {
+    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
+
     readonly int _alibiHeads;
-    readonly Tensor _slopes;            // [1, alibiHeads, 1, 1], not saved (x-transformers: persistent=False)
-    readonly Parameter? _learnedLogSlopes;
 
     public AlibiPositionalBias(int alibiHeads, bool learned) : base(nameof(AlibiPositionalBias))
     {
         _alibiHeads = alibiHeads;
-        _slopes = tensor(Slopes(alibiHeads).Select(s => (float)s).ToArray()).reshape(1, alibiHeads, 1, 1);
-        register_buffer("slopes", _slopes, persistent: false);
-        if (learned)
-        {
-            _learnedLogSlopes = new Parameter(log(_slopes));
-            register_parameter("learned_logslopes", _learnedLogSlopes);
-        }
+        // [1, alibiHeads, 1, 1] in float32 as x-transformers computes them; not saved (persistent=False there).
+        var slopes = tensor(Slopes(alibiHeads).Select(s => (float)s).ToArray()).reshape(1, alibiHeads, 1, 1);
+        register_buffer("slopes", slopes, persistent: false);
+        if (learned) register_parameter("learned_logslopes", new Parameter(log(slopes)));
     }
 
     /// <summary>Bias [1, heads, 1, j] for keys at positions 0..j-1 (softmax is shift-invariant per query, so this is -slope·distance).</summary>
     public Tensor Forward(long heads, long j, Device device, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var slopes = _learnedLogSlopes is { } l ? l.exp() : get_buffer("slopes")!;
+        var slopes = get_parameter("learned_logslopes") is { } l ? l.exp() : get_buffer("slopes")!;
         slopes = nn.functional.pad(slopes, new long[] { 0, 0, 0, 0, 0, heads - _alibiHeads });
         var pos = arange(j, device: device).to_type(slopes.dtype);
         return (pos.reshape(1, 1, 1, j) * slopes).to_type(dtype).MoveToOuterDisposeScope();

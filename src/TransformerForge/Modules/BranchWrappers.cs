@@ -23,17 +23,15 @@ public sealed class Scale : Block
 public sealed class Rezero : Block
 {
     readonly Block _fn;
-    readonly Parameter _g;
 
     public Rezero(Block fn) : base(nameof(Rezero))
     {
         _fn = fn;
         register_module("fn", fn);
-        _g = new Parameter(zeros(1));
-        register_parameter("g", _g);
+        register_parameter("g", new Parameter(zeros(1)));
     }
 
-    public override BlockOutput Forward(Tensor x, BlockInputs inputs) => _fn.Forward(x, inputs).Map(t => t * _g);
+    public override BlockOutput Forward(Tensor x, BlockInputs inputs) => _fn.Forward(x, inputs).Map(t => t * get_parameter("g")!);
 }
 
 /// <summary>

@@ -7,12 +7,16 @@ namespace TransformerForge.Modules;
 /// <summary>Squared ReLU (So et al. 2021, "Primer").</summary>
 public sealed class ReluSquared() : nn.Module<Tensor, Tensor>(nameof(ReluSquared))
 {
+    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
+
     public override Tensor forward(Tensor x) => nn.functional.relu(x).square();
 }
 
 /// <summary>Gated linear unit with a chosen activation (Shazeer 2020, "GLU Variants Improve Transformer").</summary>
 public sealed class GLU : nn.Module<Tensor, Tensor>
 {
+    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
+
     readonly Linear _proj;
     readonly nn.Module<Tensor, Tensor> _act;
 

@@ -6,6 +6,8 @@ namespace TransformerForge.Modules;
 /// <summary>Sinusoidal positions (Vaswani et al. 2017), used by position-infused attention (Shortformer, Press et al. 2020).</summary>
 public sealed class FixedPositionalEmbedding : nn.Module
 {
+    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
+
     readonly Tensor _invFreq;
 
     public FixedPositionalEmbedding(int dim) : base(nameof(FixedPositionalEmbedding))

@@ -10,6 +10,8 @@ namespace TransformerForge.Modules;
 /// </summary>
 public sealed class RelativePositionBias : nn.Module
 {
+    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
+
     readonly Embedding _bias;
     readonly double _scale;
     readonly bool _causal;

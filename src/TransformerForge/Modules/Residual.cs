@@ -7,32 +7,31 @@ namespace TransformerForge.Modules;
 /// <summary>How a block's output joins the residual stream: plain addition, or a GRU gate (Parisotto et al. 2019).</summary>
 public abstract class ResidualJoin(string name) : nn.Module(name)
 {
+    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
+
     public abstract Tensor Forward(Tensor output, Tensor residual);
 }
 
 /// <summary>x + residual, optionally with a learned per-feature scale on the residual (<c>scale_residual</c>).</summary>
 public sealed class Residual : ResidualJoin
 {
-    readonly Parameter? _residualScale;
 
     public Residual(int dim, bool scaleResidual) : base(nameof(Residual))
     {
         if (scaleResidual)
         {
-            _residualScale = new Parameter(ones(dim));
-            register_parameter("residual_scale", _residualScale);
+            register_parameter("residual_scale", new Parameter(ones(dim)));
         }
     }
 
     public override Tensor Forward(Tensor output, Tensor residual) =>
-        _residualScale is null ? output + residual : output + residual * _residualScale;
+        get_parameter("residual_scale") is { } scale ? output + residual * scale : output + residual;
 }
 
 /// <summary>Gated residual (<c>gate_residual</c>, "Stabilizing Transformers for RL"): a GRU cell with the block output as input and the residual as state.</summary>
 public sealed class GRUGating : ResidualJoin
 {
     readonly GRUCell _gru;
-    readonly Parameter? _residualScale;
 
     public GRUGating(int dim, bool scaleResidual) : base(nameof(GRUGating))
     {
@@ -40,14 +39,13 @@ public sealed class GRUGating : ResidualJoin
         register_module("gru", _gru);
         if (scaleResidual)
         {
-            _residualScale = new Parameter(ones(dim));
-            register_parameter("residual_scale", _residualScale);
+            register_parameter("residual_scale", new Parameter(ones(dim)));
         }
     }
 
     public override Tensor Forward(Tensor output, Tensor residual)
     {
-        if (_residualScale is not null) residual = residual * _residualScale;
+        if (get_parameter("residual_scale") is { } scale) residual = residual * scale;
         var d = output.shape[^1];
         return _gru.forward(output.reshape(-1, d), residual.reshape(-1, d)).reshape(output.shape);
     }

@@ -9,6 +9,8 @@ namespace TransformerForge.Modules;
 /// </summary>
 public sealed class RotaryEmbedding : nn.Module
 {
+    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
+
     public RotaryEmbedding(int dim) : base(nameof(RotaryEmbedding))
     {
         register_buffer("inv_freq", 1.0 / pow(10000.0, arange(0, dim, 2, dtype: ScalarType.Float32) / dim));

@@ -7,19 +7,19 @@ namespace TransformerForge.Modules;
 /// <summary>ScaleNorm (Nguyen & Salazar 2019): x / (‖x‖·dim^-0.5) times one learned scalar.</summary>
 public sealed class ScaleNorm : nn.Module<Tensor, Tensor>
 {
-    readonly Parameter _g;
+    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
+
     readonly double _scale, _eps;
 
     public ScaleNorm(int dim, double eps = 1e-5) : base(nameof(ScaleNorm))
     {
         _scale = Math.Pow(dim, -0.5); _eps = eps;
-        _g = new Parameter(ones(1));
-        register_parameter("g", _g);
+        register_parameter("g", new Parameter(ones(1)));
     }
 
     public override Tensor forward(Tensor x)
     {
         using var norm = x.norm(-1, keepdim: true) * _scale;
-        return x / norm.clamp_min(_eps) * _g;
+        return x / norm.clamp_min(_eps) * get_parameter("g")!;
     }
 }

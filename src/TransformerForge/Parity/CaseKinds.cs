@@ -1,0 +1,110 @@
+using System.Text.Json;
+using TorchSharp;
+using TransformerForge.Config;
+using TransformerForge.IO;
+using TransformerForge.Models;
+using TransformerForge.Modules;
+using static TorchSharp.torch;
+
+namespace TransformerForge.Parity;
+
+/// <summary>
+/// How each fixture family is built and called. x-transformers cases carry a <c>model</c> (the constructor as JSON)
+/// and a <c>call</c> kind; the table below maps each call kind to what the Python side computed.
+/// </summary>
+public static class CaseKinds
+{
+    public static ParityCall Prepare(string dir, JsonElement c)
+    {
+        if (c.TryGetProperty("model", out var model)) return XTransformers(dir, model, c);
+        if (c.TryGetProperty("module", out var module)) return LabmlCases.Prepare(dir, module.GetString() ?? "", c);
+        if (c.TryGetProperty("op", out var op)) throw new NotSupportedException($"Archai token mixer '{op.GetString()}'");
+        if (c.TryGetProperty("block", out var block)) throw new NotSupportedException($"Archai block '{block.GetString()}'");
+        throw new InvalidDataException("case.json has neither 'model', 'module', 'op' nor 'block'");
+    }
+
+    static ParityCall XTransformers(string dir, JsonElement modelJson, JsonElement c)
+    {
+        var config = ModelConfig.FromJson(modelJson);
+        var call = c.GetProperty("call").GetString() ?? "";
+        var weightsPath = Path.Combine(dir, "weights.safetensors");
+        var inputs = Inputs(dir);
+
+        return call switch
+        {
+            "tokens" => dt => Out(Wrapper(config, weightsPath, dt).Forward(inputs("x", dt)).Output),
+            "tokens_mask" => dt => Out(Wrapper(config, weightsPath, dt).Forward(inputs("x", dt), mask: inputs("mask", dt)).Output),
+            "tokens_context" => dt => Out(Wrapper(config, weightsPath, dt)
+                .Forward(inputs("x", dt), context: inputs("context", dt), contextMask: inputs("context_mask", dt)).Output),
+            "continuous" => dt => Out(Build<ContinuousTransformerWrapper>(config, weightsPath, dt).Forward(inputs("x", dt), mask: inputs("mask", dt))),
+            "vit" => dt => Out(Build<ViTransformerWrapper>(config, weightsPath, dt).Forward(inputs("img", dt))),
+            "cross" => dt => Out(Build<AttentionLayers>(config, weightsPath, dt).Forward(inputs("x", dt), context: inputs("context", dt),
+                mask: inputs("mask", dt), contextMask: inputs("context_mask", dt)).Output),
+            "xl" => dt => TransformerXl(Wrapper(config, weightsPath, dt), inputs, dt),
+            "caption" => dt =>
+            {
+                var decoderConfig = ModelConfig.FromJson(c.GetProperty("decoder"));
+                var encoded = Build<ViTransformerWrapper>(config, weightsPath, dt).Forward(inputs("img", dt), returnEmbeddings: true);
+                var decoder = Build<TransformerWrapper>(decoderConfig, Path.Combine(dir, "decoder_weights.safetensors"), dt);
+                return new() { ["encoded"] = encoded, ["out"] = decoder.Forward(inputs("caption", dt), context: encoded).Output };
+            },
+            "xtransformer" => dt =>
+            {
+                var m = Build<XTransformer>(config, weightsPath, dt);
+                var (src, srcMask, tgt, tgtMask) = (inputs("src", dt), inputs("src_mask", dt), inputs("tgt", dt), inputs("tgt_mask", dt));
+                var encoded = m.Encode(src, srcMask);
+                long n = tgt.shape[1] - 1;
+                var logits = m.Decode(tgt.narrow(1, 0, n), encoded, tgtMask.narrow(1, 0, n), srcMask);
+                return new() { ["encoded"] = encoded, ["out"] = logits, ["loss"] = m.Loss(src, tgt, srcMask, tgtMask).reshape(1) };
+            },
+            _ => throw new NotSupportedException($"call kind '{call}'"),
+        };
+    }
+
+    /// <summary>Three segments in turn, memories carried over (x-transformers' return_mems / mems).</summary>
+    static Dictionary<string, Tensor> TransformerXl(TransformerWrapper m, Func<string, ScalarType, Tensor> inputs, ScalarType dt)
+    {
+        var result = new Dictionary<string, Tensor>();
+        IReadOnlyList<Tensor>? mems = null;
+        for (int i = 0; i < 3; i++)
+        {
+            var o = m.Forward(inputs($"seg{i}", dt), mems: mems, returnMems: true);
+            result[$"out{i}"] = o.Output;
+            mems = o.Mems!;
+            for (int l = 0; l < mems.Count; l++) result[$"mems{i}_{l}"] = mems[l];
+        }
+        return result;
+    }
+
+    static Dictionary<string, Tensor> Out(Tensor t) => new() { ["out"] = t };
+
+    static TransformerWrapper Wrapper(ModelConfig config, string weights, ScalarType dt) => Build<TransformerWrapper>(config, weights, dt);
+
+    static T Build<T>(ModelConfig config, string weights, ScalarType dt) where T : nn.Module
+    {
+        var model = ModelFactory.Create(config) as T
+            ?? throw new InvalidDataException($"configuration type {config.Type} does not build a {typeof(T).Name}");
+        StateDict.Load(model, weights);
+        model.to(dt);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Reads <c>in.*</c> tensors: floats cast to the run's precision, uint8 masks to booleans.</summary>
+    internal static Func<string, ScalarType, Tensor> Inputs(string dir)
+    {
+        var path = Path.Combine(dir, "io.safetensors");
+        return (name, dt) =>
+        {
+            var file = SafeTensorsFile.Read(path);
+            if (!file.TryGet("in." + name, out var entry)) throw new InvalidDataException($"{path} has no input 'in.{name}'");
+            var t = SafeTensorsTorch.ToTensor(entry);
+            return t.dtype switch
+            {
+                ScalarType.Float32 or ScalarType.Float64 => t.to_type(dt),
+                ScalarType.Byte or ScalarType.Bool => t.to_type(ScalarType.Bool),
+                _ => t,
+            };
+        };
+    }
+}
