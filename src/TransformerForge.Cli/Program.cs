@@ -1,6 +1,8 @@
-using TransformerForge.Parity;
+using System.CommandLine;
+using TransformerForge.Cli.Commands;
 
-var root = args.Length > 1 ? args[1] : "../shared/fixtures/xtransformers";
-int fails = 0;
-foreach (var r in ParityRunner.RunAll(root)) { Console.WriteLine(r); if (!r.Pass) fails++; }
-return fails == 0 ? 0 : 1;
+// tforge: a thin command line over the TransformerForge library. Each command lives in Commands/.
+var root = new RootCommand("TransformerForge: build, train, sample from and search over transformer architectures.");
+foreach (var command in new[] { InfoCommand.Create(), ParityCommand.Create() })
+    root.Subcommands.Add(command);
+return CliRunner.Run(root, args);
