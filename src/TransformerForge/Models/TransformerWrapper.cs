@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
 using TransformerForge.Config;
+using TransformerForge.Generation;
 using TransformerForge.Modules;
 using static TorchSharp.torch;
 
@@ -13,7 +14,7 @@ public sealed record WrapperOutput(Tensor Output, IReadOnlyList<Tensor>? Mems = 
 /// A token model (x-transformers' <c>TransformerWrapper</c>): token embedding + absolute positions, optional memory
 /// tokens (Burtsev et al. 2020, "Memory Transformer"), the layer stack, a final norm and the logits.
 /// </summary>
-public sealed class TransformerWrapper : nn.Module<Tensor, Tensor>
+public sealed class TransformerWrapper : nn.Module<Tensor, Tensor>, ILanguageModel
 {
     protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
 
@@ -59,6 +60,17 @@ public sealed class TransformerWrapper : nn.Module<Tensor, Tensor>
 
     /// <summary>Logits [b, n, num_tokens] for token ids [b, n].</summary>
     public override Tensor forward(Tensor x) => Forward(x).Output;
+
+    public Tensor Logits(Tensor tokens, Tensor? mask = null, IDecodingState? state = null) =>
+        Forward(tokens, mask: mask, cache: state switch
+        {
+            null => null,
+            DecodingCache c => c,
+            _ => throw new ArgumentException($"a TransformerWrapper cannot decode with a {state.GetType().Name}"),
+        }).Output;
+
+    /// <summary>A KV cache for incremental decoding (self-attention stacks without cross-attention context only).</summary>
+    public IDecodingState? CreateDecodingState() => new DecodingCache();
 
     /// <summary>
     /// The full forward. <paramref name="cache"/> makes it incremental (x = only the new tokens); <paramref name="mems"/>

@@ -1,4 +1,5 @@
 using TorchSharp;
+using TransformerForge.Generation;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Modules;
@@ -8,7 +9,7 @@ namespace TransformerForge.Modules;
 /// positions were processed, and the key-side padding mask so far. Feeding a sequence in pieces through a cache gives
 /// the same outputs as feeding it whole.
 /// </summary>
-public sealed class DecodingCache : IDisposable
+public sealed class DecodingCache : IDecodingState
 {
     public List<LayerCache> Layers { get; } = new();
     /// <summary>Positions processed by the stack (memory tokens included, Transformer-XL memories not).</summary>
