@@ -28,7 +28,7 @@ public sealed class AlibiPositionalBias : nn.Module
     public Tensor Forward(long heads, long j, Device device, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var slopes = get_parameter("learned_logslopes") is { } l ? l.exp() : get_buffer("slopes")!;
+        var slopes = (get_parameter("learned_logslopes") is { } l ? l.exp() : get_buffer("slopes")!).to(device);
         slopes = nn.functional.pad(slopes, new long[] { 0, 0, 0, 0, 0, heads - _alibiHeads });
         var pos = arange(j, device: device).to_type(slopes.dtype);
         return (pos.reshape(1, 1, 1, j) * slopes).to_type(dtype).MoveToOuterDisposeScope();
