@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using System.Text.Json.Nodes;
 
@@ -20,6 +21,22 @@ public sealed class ByteTokenizer : ITokenizer
         var ids = new int[bytes.Length];
         for (var i = 0; i < bytes.Length; i++) ids[i] = bytes[i];
         return ids;
+    }
+
+    public void Encode(ReadOnlySpan<char> text, List<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        var rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(text.Length));
+        try
+        {
+            var n = Encoding.UTF8.GetBytes(text, rented);
+            ids.EnsureCapacity(ids.Count + n);
+            for (var i = 0; i < n; i++) ids.Add(rented[i]);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 
     /// <summary>Invalid UTF-8 (e.g. a sequence cut mid-character by sampling) decodes to U+FFFD rather than failing.</summary>

@@ -54,6 +54,13 @@ public sealed class CharTokenizer : ITokenizer
     {
         ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>(text.Length);
+        Encode(text, ids);
+        return ids.ToArray();
+    }
+
+    public void Encode(ReadOnlySpan<char> text, List<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
         var position = 0;
         foreach (var r in text.EnumerateRunes())
         {
@@ -62,7 +69,6 @@ public sealed class CharTokenizer : ITokenizer
             ids.Add(id);
             position += r.Utf16SequenceLength;
         }
-        return ids.ToArray();
     }
 
     public string Decode(IEnumerable<int> ids)

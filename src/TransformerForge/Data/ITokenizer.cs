@@ -14,6 +14,12 @@ public interface ITokenizer
 
     int[] Encode(string text);
 
+    /// <summary>
+    /// Appends the ids of <paramref name="text"/> to <paramref name="ids"/>. Streaming tokenization calls this with a
+    /// reused list, so implementations that can avoid temporary strings and arrays keep memory flat.
+    /// </summary>
+    void Encode(ReadOnlySpan<char> text, List<int> ids) => ids.AddRange(Encode(new string(text)));
+
     string Decode(IEnumerable<int> ids);
 
     /// <summary>The content of <c>tokenizer.json</c>; also identifies the tokenizer in token-file fingerprints.</summary>

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using TorchSharp;
@@ -135,14 +136,15 @@ public sealed class TextDataset : IDisposable
     static void Tokenize(string source, IReadOnlyList<string> files, ITokenizer tokenizer, int chunkChars, string tokenPath, byte[] fingerprint)
     {
         using var writer = new TokenFile.Writer(tokenPath, tokenizer.VocabSize, fingerprint);
+        var ids = new List<int>(chunkChars);   // reused: per-chunk garbage would let the GC heap grow with the corpus rate
         foreach (var file in files)
         {
             foreach (var chunk in TextChunker.Read(file, chunkChars))
             {
-                int[] ids;
+                ids.Clear();
                 try
                 {
-                    ids = tokenizer.Encode(new string(chunk.Text.Span));
+                    tokenizer.Encode(chunk.Text.Span, ids);
                 }
                 catch (UnknownCharacterException e)
                 {
@@ -151,7 +153,7 @@ public sealed class TextDataset : IDisposable
                         $"{chunk.Offset + e.Position} that the chars tokenizer cannot encode; build the tokenizer from this corpus " +
                         "(Tokenizers.CreateFromCorpus) or use the 'bytes' tokenizer.", e);
                 }
-                writer.Append(ids);
+                writer.Append(CollectionsMarshal.AsSpan(ids));
             }
         }
         if (writer.Count == 0) throw Empty(source, files);

@@ -47,6 +47,12 @@ public sealed class TiktokenBpeTokenizer : ITokenizer
         return [.. _inner.EncodeToIds(text)];
     }
 
+    public void Encode(ReadOnlySpan<char> text, List<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        ids.AddRange(_inner.EncodeToIds(text));
+    }
+
     public string Decode(IEnumerable<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
