@@ -9,10 +9,8 @@ namespace TransformerForge.Modules;
 /// Only the first <c>alibi_num_heads</c> heads get a bias; the rest stay position-free. With <c>learned</c> the log
 /// slopes are parameters.
 /// </summary>
-public sealed class AlibiPositionalBias : nn.Module
+public sealed class AlibiPositionalBias : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     readonly int _alibiHeads;
 
     public AlibiPositionalBias(int alibiHeads, bool learned) : base(nameof(AlibiPositionalBias))

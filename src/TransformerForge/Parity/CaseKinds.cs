@@ -32,34 +32,40 @@ public static class CaseKinds
 
         return call switch
         {
-            "tokens" => (dt, dev) => Out(Wrapper(config, weightsPath, dt, dev).Forward(inputs(dev, "x", dt)).Output),
-            "tokens_mask" => (dt, dev) => Out(Wrapper(config, weightsPath, dt, dev).Forward(inputs(dev, "x", dt), mask: inputs(dev, "mask", dt)).Output),
-            "tokens_context" => (dt, dev) => Out(Wrapper(config, weightsPath, dt, dev)
-                .Forward(inputs(dev, "x", dt), context: inputs(dev, "context", dt), contextMask: inputs(dev, "context_mask", dt)).Output),
-            "continuous" => (dt, dev) => Out(Build<ContinuousTransformerWrapper>(config, weightsPath, dt, dev).Forward(inputs(dev, "x", dt), mask: inputs(dev, "mask", dt))),
-            "vit" => (dt, dev) => Out(Build<ViTransformerWrapper>(config, weightsPath, dt, dev).Forward(inputs(dev, "img", dt))),
-            "cross" => (dt, dev) => Out(Build<AttentionLayers>(config, weightsPath, dt, dev).Forward(inputs(dev, "x", dt), context: inputs(dev, "context", dt),
-                mask: inputs(dev, "mask", dt), contextMask: inputs(dev, "context_mask", dt)).Output),
-            "xl" => (dt, dev) => TransformerXl(Wrapper(config, weightsPath, dt, dev), inputs, dt, dev),
+            "tokens" => (dt, dev) => Run(Wrapper(config, weightsPath, dt, dev), m => Out(m.Forward(inputs(dev, "x", dt)).Output)),
+            "tokens_mask" => (dt, dev) => Run(Wrapper(config, weightsPath, dt, dev), m => Out(m.Forward(inputs(dev, "x", dt), mask: inputs(dev, "mask", dt)).Output)),
+            "tokens_context" => (dt, dev) => Run(Wrapper(config, weightsPath, dt, dev), m => Out(m
+                .Forward(inputs(dev, "x", dt), context: inputs(dev, "context", dt), contextMask: inputs(dev, "context_mask", dt)).Output)),
+            "continuous" => (dt, dev) => Run(Build<ContinuousTransformerWrapper>(config, weightsPath, dt, dev),
+                m => Out(m.Forward(inputs(dev, "x", dt), mask: inputs(dev, "mask", dt)))),
+            "vit" => (dt, dev) => Run(Build<ViTransformerWrapper>(config, weightsPath, dt, dev), m => Out(m.Forward(inputs(dev, "img", dt)))),
+            "cross" => (dt, dev) => Run(Build<AttentionLayers>(config, weightsPath, dt, dev), m => Out(m.Forward(inputs(dev, "x", dt),
+                context: inputs(dev, "context", dt), mask: inputs(dev, "mask", dt), contextMask: inputs(dev, "context_mask", dt)).Output)),
+            "xl" => (dt, dev) => Run(Wrapper(config, weightsPath, dt, dev), m => TransformerXl(m, inputs, dt, dev)),
             "caption" => (dt, dev) =>
             {
+                // Two models: a ViT encoder and a captioning decoder; returned as one module so both are inspectable.
                 var decoderConfig = ModelConfig.FromJson(c.GetProperty("decoder"));
-                var encoded = Build<ViTransformerWrapper>(config, weightsPath, dt, dev).Forward(inputs(dev, "img", dt), returnEmbeddings: true);
+                var encoder = Build<ViTransformerWrapper>(config, weightsPath, dt, dev);
                 var decoder = Build<TransformerWrapper>(decoderConfig, Path.Combine(dir, "decoder_weights.safetensors"), dt, dev);
-                return new() { ["encoded"] = encoded, ["out"] = decoder.Forward(inputs(dev, "caption", dt), context: encoded).Output };
+                var encoded = encoder.Forward(inputs(dev, "img", dt), returnEmbeddings: true);
+                var pair = new CaptionModel(encoder, decoder);
+                return (pair, new() { ["encoded"] = encoded, ["out"] = decoder.Forward(inputs(dev, "caption", dt), context: encoded).Output });
             },
-            "xtransformer" => (dt, dev) =>
+            "xtransformer" => (dt, dev) => Run(Build<XTransformer>(config, weightsPath, dt, dev), m =>
             {
-                var m = Build<XTransformer>(config, weightsPath, dt, dev);
                 var (src, srcMask, tgt, tgtMask) = (inputs(dev, "src", dt), inputs(dev, "src_mask", dt), inputs(dev, "tgt", dt), inputs(dev, "tgt_mask", dt));
                 var encoded = m.Encode(src, srcMask);
                 long n = tgt.shape[1] - 1;
                 var logits = m.Decode(tgt.narrow(1, 0, n), encoded, tgtMask.narrow(1, 0, n), srcMask);
                 return new() { ["encoded"] = encoded, ["out"] = logits, ["loss"] = m.Loss(src, tgt, srcMask, tgtMask).reshape(1) };
-            },
+            }),
             _ => throw new NotSupportedException($"call kind '{call}'"),
         };
     }
+
+    static (nn.Module, Dictionary<string, Tensor>) Run<T>(T model, Func<T, Dictionary<string, Tensor>> call) where T : nn.Module =>
+        (model, call(model));
 
     /// <summary>Three segments in turn, memories carried over (x-transformers' return_mems / mems).</summary>
     static Dictionary<string, Tensor> TransformerXl(TransformerWrapper m, Func<Device, string, ScalarType, Tensor> inputs, ScalarType dt, Device dev)
@@ -106,5 +112,15 @@ public static class CaseKinds
                 _ => t,
             }).to(dev);
         };
+    }
+
+    /// <summary>The captioning case's two models under one module, so both can be inspected (e.g. for gradients).</summary>
+    sealed class CaptionModel : ForgeModule
+    {
+        public CaptionModel(ViTransformerWrapper encoder, TransformerWrapper decoder) : base(nameof(CaptionModel))
+        {
+            register_module("encoder", encoder);
+            register_module("decoder", decoder);
+        }
     }
 }

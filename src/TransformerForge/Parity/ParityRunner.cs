@@ -14,8 +14,9 @@ public sealed record ParityResult(string Case, bool Pass, double MaxRelativeErro
     static string Format(double e) => double.IsNaN(e) ? "-" : e.ToString("0.00e+00");
 }
 
-/// <summary>Computes a case's outputs at one precision: output name (without the f64./f32. prefix) → tensor.</summary>
-public delegate Dictionary<string, Tensor> ParityCall(ScalarType dtype, Device device);
+/// <summary>Builds a case's model at one precision and device, loads the reference weights and runs the reference call.</summary>
+/// <returns>The model and its outputs by name (without the f64./f32. prefix).</returns>
+public delegate (nn.Module Model, Dictionary<string, Tensor> Outputs) ParityCall(ScalarType dtype, Device device);
 
 /// <summary>
 /// Runs the parity fixtures: every case directory (one holding <c>case.json</c>) under a root is built from its
@@ -72,7 +73,7 @@ public static class ParityRunner
         {
             using var scope = NewDisposeScope();
             Dictionary<string, Tensor> outputs;
-            using (no_grad()) outputs = call(dtype, device);
+            using (no_grad()) outputs = call(dtype, device).Outputs;
             var expectedNames = io.Keys.Where(k => k.StartsWith(prefix)).Select(k => k[prefix.Length..]).ToList();
             if (expectedNames.Count == 0) throw new InvalidDataException($"io.safetensors has no {prefix}* outputs");
             foreach (var output in expectedNames)
