@@ -1,0 +1,84 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace TransformerForge.Config;
+
+/// <summary>
+/// A whole model as x-transformers' constructor call written as JSON: <c>type</c> is the Python class and the other
+/// keys its keyword arguments (<c>attn_layers</c> nested the same way). <see cref="Parse"/> and <see cref="ToJson"/>
+/// are exact inverses on the options a model has.
+/// </summary>
+public abstract record ModelConfig
+{
+    public abstract string Type { get; }
+
+    public static readonly string[] Types =
+        { "TransformerWrapper", "ContinuousTransformerWrapper", "ViTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender", "AttentionLayers" };
+
+    public static ModelConfig Parse(string json)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException("", $"the model configuration is not valid JSON: {e.Message}");
+        }
+        using (doc) return FromJson(doc.RootElement);
+    }
+
+    public static ModelConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"model configuration '{path}' does not exist", path);
+        try
+        {
+            return Parse(File.ReadAllText(path));
+        }
+        catch (ConfigException e)
+        {
+            throw new ConfigException(e.Key, $"{path}: {e.Message}");
+        }
+    }
+
+    public static ModelConfig FromJson(JsonElement obj)
+    {
+        if (obj.ValueKind != JsonValueKind.Object) throw new ConfigException("", "the model configuration must be a JSON object");
+        var type = obj.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        return type switch
+        {
+            "TransformerWrapper" => TransformerWrapperConfig.FromJson(obj),
+            "ContinuousTransformerWrapper" => ContinuousTransformerWrapperConfig.FromJson(obj),
+            "ViTransformerWrapper" => ViTransformerWrapperConfig.FromJson(obj),
+            "XTransformer" => XTransformerConfig.FromJson(obj),
+            "Encoder" or "Decoder" or "CrossAttender" or "AttentionLayers" => new AttentionLayersModelConfig(AttentionLayersConfig.FromJson(obj, "")),
+            _ => throw new ConfigException("type", $"expected one of {string.Join(", ", Types)}, got {(type is null ? "nothing" : $"'{type}'")}"),
+        };
+    }
+
+    public abstract JsonObject ToJson();
+
+    public string ToJsonString() => ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+
+    public void Save(string path) => File.WriteAllText(path, ToJsonString());
+
+    protected static AttentionLayersConfig ReadLayers(JsonElement obj, string key = "attn_layers")
+    {
+        if (!obj.TryGetProperty(key, out var layers)) throw new ConfigException(key, "is required");
+        return AttentionLayersConfig.FromJson(layers, key + ".");
+    }
+
+    protected static void Require(JsonElement obj, params string[] keys)
+    {
+        foreach (var k in keys)
+            if (!obj.TryGetProperty(k, out _)) throw new ConfigException(k, "is required");
+    }
+}
+
+/// <summary>A bare layer stack as the model (x-transformers' <c>Encoder</c>, <c>Decoder</c>, <c>CrossAttender</c> used directly).</summary>
+public sealed record AttentionLayersModelConfig(AttentionLayersConfig Layers) : ModelConfig
+{
+    public override string Type => Layers.Type;
+    public override JsonObject ToJson() => Layers.ToJson();
+}

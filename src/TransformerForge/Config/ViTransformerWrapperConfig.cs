@@ -1,0 +1,42 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace TransformerForge.Config;
+
+/// <summary>Vision Transformer (Dosovitskiy et al. 2020): patches in, class logits or embeddings out.</summary>
+public sealed record ViTransformerWrapperConfig : ModelConfig
+{
+    public override string Type => "ViTransformerWrapper";
+    public int ImageSize { get; init; }
+    public int PatchSize { get; init; }
+    public AttentionLayersConfig AttnLayers { get; init; } = new() { Type = "Encoder" };
+    public int? NumClasses { get; init; }
+    public double Dropout { get; init; }
+    public double EmbDropout { get; init; }
+
+    public static readonly OptionTable<ViTransformerWrapperConfig> Table = new OptionTable<ViTransformerWrapperConfig>()
+        .Int("image_size", c => c.ImageSize, (c, v) => c with { ImageSize = v })
+        .Int("patch_size", c => c.PatchSize, (c, v) => c with { PatchSize = v })
+        .Nested("attn_layers", (c, e, path) => c with { AttnLayers = AttentionLayersConfig.FromJson(e, path + ".") }, c => c.AttnLayers.ToJson())
+        .OptInt("num_classes", c => c.NumClasses, (c, v) => c with { NumClasses = v })
+        .Double("dropout", c => c.Dropout, (c, v) => c with { Dropout = v })
+        .Double("emb_dropout", c => c.EmbDropout, (c, v) => c with { EmbDropout = v });
+
+    public static new ViTransformerWrapperConfig FromJson(JsonElement obj)
+    {
+        Require(obj, "image_size", "patch_size", "attn_layers");
+        var c = Table.Read(obj, new ViTransformerWrapperConfig(), "", "type");
+        if (c.AttnLayers.Type != "Encoder") throw new ConfigException("attn_layers.type", "attention layers must be an Encoder");
+        if (c.PatchSize <= 0 || c.ImageSize <= 0) throw new ConfigException("patch_size", "image_size and patch_size must be positive");
+        if (c.ImageSize % c.PatchSize != 0) throw new ConfigException("patch_size", "image dimensions must be divisible by the patch size");
+        if (c.NumClasses is <= 0) throw new ConfigException("num_classes", "must be a positive integer");
+        return c;
+    }
+
+    public override JsonObject ToJson()
+    {
+        var o = new JsonObject { ["type"] = Type };
+        Table.Write(this, new ViTransformerWrapperConfig(), o, "image_size", "patch_size", "attn_layers");
+        return o;
+    }
+}

@@ -1,0 +1,91 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace TransformerForge.Config;
+
+/// <summary>
+/// Encoder-decoder (x-transformers' <c>XTransformer</c>): <c>enc_*</c> keys configure the encoder and <c>dec_*</c> the
+/// decoder, each either a <c>TransformerWrapper</c> option (num_tokens, max_seq_len, emb_dropout, and for the encoder
+/// num_memory_tokens) or an attention-layers option. The decoder always cross-attends to the encoder's output.
+/// </summary>
+public sealed record XTransformerConfig : ModelConfig
+{
+    public override string Type => "XTransformer";
+    public int Dim { get; init; }
+    public bool TieTokenEmb { get; init; }
+    public TransformerWrapperConfig Encoder { get; init; } = new();
+    public TransformerWrapperConfig Decoder { get; init; } = new();
+
+    static readonly string[] WrapperKeys = { "num_tokens", "max_seq_len", "emb_dropout" };
+
+    public static new XTransformerConfig FromJson(JsonElement obj)
+    {
+        if (!obj.TryGetProperty("dim", out var dimEl)) throw new ConfigException("dim", "is required");
+        int dim = OptionTable<XTransformerConfig>.ReadInt(dimEl, "dim");
+        bool tie = false;
+        var enc = new JsonObject { ["type"] = "Encoder", ["dim"] = dim };
+        var dec = new JsonObject { ["type"] = "Decoder", ["dim"] = dim, ["cross_attend"] = true };
+        var encWrap = new JsonObject();
+        var decWrap = new JsonObject();
+        foreach (var p in obj.EnumerateObject())
+        {
+            if (p.Name is "type" or "dim") continue;
+            if (p.Name == "tie_token_emb")
+            {
+                tie = p.Value.ValueKind switch
+                {
+                    JsonValueKind.True => true,
+                    JsonValueKind.False => false,
+                    _ => throw new ConfigException(p.Name, $"expected true or false, got {OptionTable<XTransformerConfig>.Describe(p.Value)}"),
+                };
+                continue;
+            }
+            bool isEnc = p.Name.StartsWith("enc_"), isDec = p.Name.StartsWith("dec_");
+            if (!isEnc && !isDec) throw new ConfigException(p.Name, "unknown option (XTransformer takes dim, tie_token_emb, enc_* and dec_* keys)");
+            var key = p.Name[4..];
+            if (key == "dim") throw new ConfigException(p.Name, "dimension of either encoder or decoder must be set with the `dim` keyword");
+            if (key is "type" or "cross_attend" or "causal")
+                throw new ConfigException(p.Name, "is fixed by XTransformer (encoder: Encoder; decoder: Decoder with cross_attend)");
+            bool wrapper = WrapperKeys.Contains(key) || (isEnc && key == "num_memory_tokens");
+            var target = wrapper ? (isEnc ? encWrap : decWrap) : (isEnc ? enc : dec);
+            target[key] = JsonNode.Parse(p.Value.GetRawText());
+        }
+        var encoder = Wrapper(encWrap, enc, "enc_");
+        var decoder = Wrapper(decWrap, dec, "dec_");
+        return new XTransformerConfig { Dim = dim, TieTokenEmb = tie, Encoder = encoder, Decoder = decoder };
+    }
+
+    static TransformerWrapperConfig Wrapper(JsonObject wrap, JsonObject layers, string prefix)
+    {
+        foreach (var k in new[] { "num_tokens", "max_seq_len" })
+            if (!wrap.ContainsKey(k)) throw new ConfigException(prefix + k, "is required");
+        using var wrapDoc = JsonDocument.Parse(wrap.ToJsonString());
+        using var layersDoc = JsonDocument.Parse(layers.ToJsonString());
+        var c = TransformerWrapperConfig.Table.Read(wrapDoc.RootElement, new TransformerWrapperConfig(), prefix);
+        var l = AttentionLayersConfig.Table.Read(layersDoc.RootElement, new AttentionLayersConfig { Type = layers["type"]!.GetValue<string>() }, prefix, "type");
+        c = c with { AttnLayers = l };
+        c.Validate(prefix);
+        return c;
+    }
+
+    public override JsonObject ToJson()
+    {
+        var o = new JsonObject { ["type"] = Type, ["dim"] = Dim };
+        if (TieTokenEmb) o["tie_token_emb"] = true;
+        Flatten(Encoder, "enc_", new AttentionLayersConfig { Type = "Encoder" }, o);
+        Flatten(Decoder, "dec_", new AttentionLayersConfig { Type = "Decoder", CrossAttend = true }, o);
+        return o;
+    }
+
+    static void Flatten(TransformerWrapperConfig w, string prefix, AttentionLayersConfig defaults, JsonObject o)
+    {
+        var wrap = new JsonObject();
+        TransformerWrapperConfig.Table.Write(w, new TransformerWrapperConfig(), wrap, "num_tokens", "max_seq_len");
+        foreach (var (k, v) in wrap)
+            if (k != "attn_layers") o[prefix + k] = v?.DeepClone();
+        var layers = new JsonObject();
+        AttentionLayersConfig.Table.Write(w.AttnLayers, defaults with { Dim = w.AttnLayers.Dim }, layers, "depth");
+        foreach (var (k, v) in layers)
+            if (k != "dim") o[prefix + k] = v?.DeepClone();
+    }
+}

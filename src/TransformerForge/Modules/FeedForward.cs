@@ -1,0 +1,59 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace TransformerForge.Modules;
+
+/// <summary>Squared ReLU (So et al. 2021, "Primer").</summary>
+public sealed class ReluSquared() : ForgeModule<Tensor, Tensor>(nameof(ReluSquared))
+{
+    public override Tensor forward(Tensor x) => nn.functional.relu(x).square();
+}
+
+/// <summary>Gated linear unit with a chosen activation (Shazeer 2020, "GLU Variants Improve Transformer").</summary>
+public sealed class GLU : ForgeModule<Tensor, Tensor>
+{
+    readonly Linear _proj;
+    readonly nn.Module<Tensor, Tensor> _act;
+
+    public GLU(int dimIn, int dimOut, nn.Module<Tensor, Tensor> activation) : base(nameof(GLU))
+    {
+        _act = activation;
+        _proj = nn.Linear(dimIn, dimOut * 2);
+        register_module("proj", _proj);
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var halves = _proj.forward(x).chunk(2, -1);
+        return halves[0] * _act.forward(halves[1]);
+    }
+}
+
+/// <summary>
+/// Position-wise feed-forward: project in (GELU, ReLU² or a GLU), optional LayerNorm after the activation
+/// (NormFormer, Shleifer et al. 2021), dropout, project out. Submodules sit in <c>net</c> at x-transformers' indices.
+/// </summary>
+public sealed class FeedForward : Block
+{
+    readonly nn.Module<Tensor, Tensor> _projectIn, _postActNorm, _dropout;
+    readonly Linear _projectOut;
+
+    public FeedForward(int dim, int? dimOut = null, double mult = 4, bool glu = false, bool reluSquared = false,
+        bool postActLn = false, double dropout = 0, bool zeroInitOutput = false) : base(nameof(FeedForward))
+    {
+        int inner = (int)(dim * mult);
+        nn.Module<Tensor, Tensor> act = reluSquared ? new ReluSquared() : nn.GELU();
+        _projectIn = glu ? new GLU(dim, inner, act) : nn.Sequential(nn.Linear(dim, inner), act);
+        _postActNorm = postActLn ? nn.LayerNorm(inner) : nn.Identity();
+        _dropout = nn.Dropout(dropout);
+        _projectOut = nn.Linear(inner, dimOut ?? dim);
+        if (zeroInitOutput) Init.Zero(_projectOut);
+        register_module("net", nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut));
+    }
+
+    public Tensor Forward(Tensor x) =>
+        _projectOut.forward(_dropout.forward(_postActNorm.forward(_projectIn.forward(x))));
+
+    public override BlockOutput Forward(Tensor x, BlockInputs inputs) => new(Forward(x));
+}

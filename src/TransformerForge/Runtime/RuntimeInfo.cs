@@ -1,0 +1,25 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TransformerForge.Runtime;
+
+/// <summary>A human-readable report of the loaded runtime (used by <c>tforge info</c> and the GPU check).</summary>
+public static class RuntimeInfo
+{
+    public static IEnumerable<string> Describe(Device device)
+    {
+        TorchRuntime.EnsureLoaded();
+        yield return $"TransformerForge {typeof(RuntimeInfo).Assembly.GetName().Version}";
+        yield return $"TorchSharp {typeof(torch).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? typeof(torch).Assembly.GetName().Version?.ToString()}";
+        yield return $".NET {RuntimeInformation.FrameworkDescription} on {RuntimeInformation.OSDescription} ({RuntimeInformation.ProcessArchitecture})";
+        yield return $"backend: {TorchRuntime.Loaded} (libtorch from {TorchRuntime.LibTorchDir})";
+        yield return $"shim: {TorchRuntime.ShimPath}{(TorchRuntime.ShimPatched ? $" (patched copy: {GlibcxxPatch.Version} requirement made weak; this libstdc++ predates GCC 13)" : "")}";
+        yield return $"device: {device}";
+        yield return $"cuda available: {cuda.is_available()}{(cuda.is_available() ? $", {cuda.device_count()} device(s)" : "")}";
+        yield return $"threads: {get_num_threads()} intra-op, {Environment.ProcessorCount} logical processors";
+        yield return "native libraries loaded:";
+        foreach (var lib in TorchRuntime.TorchLibraries()) yield return $"  {lib}";
+    }
+}

@@ -1,0 +1,45 @@
+namespace TransformerForge.Tests;
+
+/// <summary>Locates the repository root and the shared parity fixtures from the test's output folder.</summary>
+internal static class TestPaths
+{
+    public const string FixturesEnv = "TFORGE_FIXTURES";
+
+    /// <summary>The nearest ancestor of the test binaries that holds TransformerForge.slnx.</summary>
+    public static string RepoRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "TransformerForge.slnx")))
+                    return dir.FullName;
+            throw new DirectoryNotFoundException($"No TransformerForge.slnx above {AppContext.BaseDirectory}.");
+        }
+    }
+
+    /// <summary>
+    /// The shared fixtures folder: $TFORGE_FIXTURES if set, else ../shared/fixtures from the repo root. A git
+    /// worktree sits one level deeper than the main checkout, so further ancestors are tried too.
+    /// </summary>
+    public static string Fixtures
+    {
+        get
+        {
+            var fromEnv = Environment.GetEnvironmentVariable(FixturesEnv);
+            if (!string.IsNullOrEmpty(fromEnv))
+                return Directory.Exists(fromEnv)
+                    ? fromEnv
+                    : throw new DirectoryNotFoundException($"{FixturesEnv}={fromEnv} is not a directory.");
+
+            for (var dir = Directory.GetParent(RepoRoot); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "shared", "fixtures");
+                if (Directory.Exists(candidate)) return candidate;
+            }
+            throw new DirectoryNotFoundException(
+                $"No shared/fixtures above {RepoRoot}; set {FixturesEnv} to the fixtures directory.");
+        }
+    }
+
+    public static string Fixture(params string[] parts) => Path.Combine([Fixtures, .. parts]);
+}
