@@ -1,6 +1,7 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
+using TransformerForge.Generation;
+using TransformerForge.Modules;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Models;
@@ -9,12 +10,13 @@ namespace TransformerForge.Models;
 /// Autoregressive language model on a <see cref="FeedbackTransformer"/>: token embedding, the transformer, and a
 /// linear layer to next-token logits (labml's <c>AutoregressiveModel</c> for its feedback experiments).
 /// Parameters: <c>embedding</c>, <c>transformer.*</c>, <c>generator</c>.
+/// As an <see cref="ILanguageModel"/>, its decoding state is the <see cref="FeedbackMemory"/>.
 /// </summary>
-public sealed class FeedbackLanguageModel : nn.Module<Tensor, Tensor>
+public sealed class FeedbackLanguageModel : ForgeModule<Tensor, Tensor>, ILanguageModel
 {
-    [ComponentName(Name = "embedding")] private readonly Embedding _embedding;
-    [ComponentName(Name = "transformer")] private readonly FeedbackTransformer _transformer;
-    [ComponentName(Name = "generator")] private readonly Linear _generator;
+    private readonly Embedding _embedding;
+    private readonly FeedbackTransformer _transformer;
+    private readonly Linear _generator;
 
     public FeedbackLanguageModel(int numTokens, int dModel, int heads, int dFf, int nLayers, bool sharedKv,
         double dropout = 0.0, int maxMemory = 4096) : base(nameof(FeedbackLanguageModel))
@@ -23,25 +25,50 @@ public sealed class FeedbackLanguageModel : nn.Module<Tensor, Tensor>
         _embedding = nn.Embedding(numTokens, dModel);
         _transformer = new FeedbackTransformer(dModel, heads, dFf, nLayers, sharedKv, dropout, maxMemory);
         _generator = nn.Linear(dModel, numTokens);
-        RegisterComponents();
+        register_module("embedding", _embedding);
+        register_module("transformer", _transformer);
+        register_module("generator", _generator);
     }
 
     public int NumTokens { get; }
+
+    /// <summary>The last step of a sequence attends over <see cref="FeedbackTransformer.MaxMemory"/> earlier steps.</summary>
+    public int MaxSeqLen => _transformer.MaxMemory + 1;
+
     public FeedbackTransformer Transformer => _transformer;
 
     /// <summary>Token ids <c>[batch, seq]</c> (int64) → next-token logits <c>[batch, seq, numTokens]</c>.</summary>
-    public override Tensor forward(Tensor tokens) =>
-        _generator.forward(_transformer.forward(_embedding.forward(tokens)));
+    public override Tensor forward(Tensor tokens) => Logits(tokens);
 
-    /// <summary>An empty memory (generation cache) for <see cref="Step"/>.</summary>
+    /// <summary>
+    /// Logits <c>[batch, seq, numTokens]</c>. With a <paramref name="state"/> (a <see cref="FeedbackMemory"/>), the
+    /// tokens continue what the memory has seen and extend it. <paramref name="mask"/> <c>[batch, seq]</c>: false for
+    /// padding, which later steps do not see.
+    /// </summary>
+    public Tensor Logits(Tensor tokens, Tensor? mask = null, IDecodingState? state = null)
+    {
+        var embedded = _embedding.forward(tokens);
+        var output = state switch
+        {
+            null when mask is null => _transformer.forward(embedded),
+            null => ForwardFresh(embedded, mask),
+            FeedbackMemory memory => _transformer.Forward(embedded, memory, mask),
+            _ => throw new ArgumentException($"a feedback transformer cannot decode with a {state.GetType().Name}", nameof(state)),
+        };
+        return _generator.forward(output);
+    }
+
+    /// <summary>An empty memory (the generation cache).</summary>
     public FeedbackMemory NewMemory() => _transformer.NewMemory();
+
+    public IDecodingState? CreateDecodingState() => NewMemory();
 
     /// <summary>
     /// Generation: the next token ids <c>[batch]</c> → logits <c>[batch, numTokens]</c> for the token after them,
     /// extending <paramref name="memory"/> by one step.
     /// </summary>
-    public Tensor Step(Tensor tokens, FeedbackMemory memory) =>
-        _generator.forward(_transformer.Step(_embedding.forward(tokens), memory));
+    public Tensor Step(Tensor tokens, FeedbackMemory memory, Tensor? mask = null) =>
+        _generator.forward(_transformer.Step(_embedding.forward(tokens), memory, mask));
 
     /// <summary>
     /// Maps labml's <c>AutoregressiveModel</c> names: <c>src_embed.*</c> → <c>embedding.*</c>,
@@ -55,5 +82,11 @@ public sealed class FeedbackLanguageModel : nn.Module<Tensor, Tensor>
         if (labmlName.StartsWith(transformer, StringComparison.Ordinal))
             return transformer + FeedbackTransformer.FromLabmlName(labmlName[transformer.Length..]);
         return labmlName;
+    }
+
+    private Tensor ForwardFresh(Tensor embedded, Tensor mask)
+    {
+        using var memory = _transformer.NewMemory();
+        return _transformer.Forward(embedded, memory, mask);
     }
 }

@@ -1,3 +1,4 @@
+using TransformerForge.Generation;
 using TransformerForge.Modules;
 using static TorchSharp.torch;
 
@@ -6,14 +7,16 @@ namespace TransformerForge.Models;
 /// <summary>
 /// The Feedback Transformer's memory, which is also its generation cache: the keys and values of every earlier
 /// step's memory vector. The original model keeps one key stack and one value stack per layer (each layer projects
-/// the memory itself); the shared key/value variant keeps a single pair read by every layer.
+/// the memory itself); the shared key/value variant keeps a single pair read by every layer. When steps come with a
+/// padding mask, the memory also records which entries are real tokens.
 /// Create with <see cref="FeedbackTransformer.NewMemory"/>; it grows by one entry per
 /// <see cref="FeedbackTransformer.Step"/>.
 /// </summary>
-public sealed class FeedbackMemory : IDisposable
+public sealed class FeedbackMemory : IDecodingState
 {
     private readonly AppendOnlyStack[] _keys;
     private readonly AppendOnlyStack[] _values;
+    private Tensor? _visible;
 
     internal FeedbackMemory(int layers, bool sharedKeyValues)
     {
@@ -30,15 +33,22 @@ public sealed class FeedbackMemory : IDisposable
     /// <summary>Number of steps remembered.</summary>
     public long Length => _keys[0].Count;
 
-    /// <summary>Keys and values <c>[Length, batch, heads, d_k]</c> that <paramref name="layer"/> attends over.</summary>
-    internal (Tensor Keys, Tensor Values) Read(int layer) =>
-        (_keys[StackOf(layer)].Read(), _values[StackOf(layer)].Read());
+    /// <summary>
+    /// Keys and values <c>[Length, batch, heads, d_k]</c> that <paramref name="layer"/> attends over, and which
+    /// entries are real tokens (<c>[Length, batch]</c>; null when no step was masked).
+    /// </summary>
+    internal (Tensor Keys, Tensor Values, Tensor? Visible) Read(int layer) =>
+        (_keys[StackOf(layer)].Read(), _values[StackOf(layer)].Read(), _visible);
 
-    /// <summary>Appends one step: a key and a value <c>[batch, heads, d_k]</c> per stack.</summary>
-    internal void Append(IReadOnlyList<(Tensor Key, Tensor Value)> entries)
+    /// <summary>
+    /// Appends one step: a key and a value <c>[batch, heads, d_k]</c> per stack, and the step's padding mask
+    /// <c>[batch]</c> (true = real token; null = all real).
+    /// </summary>
+    internal void Append(IReadOnlyList<(Tensor Key, Tensor Value)> entries, Tensor? mask)
     {
         if (entries.Count != _keys.Length)
             throw new ArgumentException($"expected {_keys.Length} key/value pairs, got {entries.Count}");
+        AppendVisibility(mask, entries[0].Key.shape[0], entries[0].Key.device);
         for (var i = 0; i < entries.Count; i++)
         {
             _keys[i].Append(entries[i].Key);
@@ -49,6 +59,20 @@ public sealed class FeedbackMemory : IDisposable
     public void Dispose()
     {
         foreach (var stack in _keys.Concat(_values)) stack.Dispose();
+        _visible?.Dispose();
+        _visible = null;
+    }
+
+    private void AppendVisibility(Tensor? mask, long batch, Device device)
+    {
+        // Nothing to record while every step so far was unmasked.
+        if (mask is null && _visible is null) return;
+        using var _ = no_grad();
+        var earlier = _visible ?? ones(Length, batch, dtype: ScalarType.Bool, device: device);
+        var current = (mask?.to_type(ScalarType.Bool) ?? ones(batch, dtype: ScalarType.Bool, device: device)).unsqueeze(0);
+        var visible = cat([earlier, current], dim: 0).DetachFromDisposeScope();
+        _visible?.Dispose();
+        _visible = visible;
     }
 
     private int StackOf(int layer) => SharedKeyValues ? 0 : layer;

@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
 using TransformerForge.Modules;
 using static TorchSharp.torch;
 
@@ -24,13 +23,11 @@ namespace TransformerForge.Models;
 /// (Linear dModel→dModel, no bias).
 /// </para>
 /// </summary>
-public sealed class FeedbackTransformer : nn.Module<Tensor, Tensor>
+public sealed class FeedbackTransformer : ForgeModule<Tensor, Tensor>
 {
-    [ComponentName(Name = "layers")] private readonly ModuleList<FeedbackLayer> _layers;
-    [ComponentName(Name = "norm")] private readonly LayerNorm _norm;
-    [ComponentName(Name = "memory_weights")] private Parameter _memoryWeights;
-    [ComponentName(Name = "memory_key")] private readonly Linear? _memoryKey;
-    [ComponentName(Name = "memory_value")] private readonly Linear? _memoryValue;
+    private readonly FeedbackLayer[] _layers;
+    private readonly LayerNorm _norm;
+    private readonly Linear? _memoryKey, _memoryValue;
 
     /// <param name="dModel">Model width.</param>
     /// <param name="heads">Attention heads per layer.</param>
@@ -46,31 +43,36 @@ public sealed class FeedbackTransformer : nn.Module<Tensor, Tensor>
         Heads = heads;
         HeadDim = dModel / heads;
         SharedKeyValues = sharedKeyValues;
+        MaxMemory = maxMemory;
 
-        _layers = nn.ModuleList(Enumerable.Range(0, nLayers)
+        _layers = Enumerable.Range(0, nLayers)
             .Select(_ => new FeedbackLayer(dModel, heads, dFf, projectsKeyValues: !sharedKeyValues, dropout, maxMemory))
-            .ToArray());
+            .ToArray();
         _norm = nn.LayerNorm(dModel);
+        register_module("layers", nn.ModuleList(_layers));
+        register_module("norm", _norm);
         // Equal weights at the start: the memory is the mean of the embedding and all layer outputs.
-        _memoryWeights = new Parameter(ones(nLayers + 1));
+        register_parameter("memory_weights", new Parameter(ones(nLayers + 1)));
         if (sharedKeyValues)
         {
             _memoryKey = nn.Linear(dModel, dModel, hasBias: false);
             _memoryValue = nn.Linear(dModel, dModel, hasBias: false);
+            register_module("memory_key", _memoryKey);
+            register_module("memory_value", _memoryValue);
         }
-        RegisterComponents();
     }
 
     public int DModel { get; }
     public int Heads { get; }
     public int HeadDim { get; }
     public bool SharedKeyValues { get; }
-    public IReadOnlyList<FeedbackLayer> Layers => _layers.ToArray();
+    public int MaxMemory { get; }
+    public IReadOnlyList<FeedbackLayer> Layers => _layers;
     public LayerNorm Norm => _norm;
-    public Parameter MemoryWeights => _memoryWeights;
+    public Parameter MemoryWeights => get_parameter("memory_weights")!;
 
     /// <summary>An empty memory for <see cref="Step"/> and <see cref="Forward"/>; dispose it when done.</summary>
-    public FeedbackMemory NewMemory() => new(_layers.Count, SharedKeyValues);
+    public FeedbackMemory NewMemory() => new(_layers.Length, SharedKeyValues);
 
     /// <summary>Runs a whole sequence <c>[batch, seq, dModel]</c> from an empty memory.</summary>
     public override Tensor forward(Tensor x)
@@ -79,35 +81,42 @@ public sealed class FeedbackTransformer : nn.Module<Tensor, Tensor>
         return Forward(x, memory);
     }
 
-    /// <summary>Runs <c>[batch, seq, dModel]</c> step by step, continuing (and extending) <paramref name="memory"/>.</summary>
-    public Tensor Forward(Tensor x, FeedbackMemory memory)
+    /// <summary>
+    /// Runs <c>[batch, seq, dModel]</c> step by step, continuing (and extending) <paramref name="memory"/>.
+    /// <paramref name="mask"/> <c>[batch, seq]</c> marks real tokens (true) and padding (false); padded steps are
+    /// hidden from later ones, which for left padding gives each sequence exactly its unpadded outputs.
+    /// </summary>
+    public Tensor Forward(Tensor x, FeedbackMemory memory, Tensor? mask = null)
     {
-        var outputs = x.unbind(1).Select(position => Step(position, memory)).ToArray();
+        var positions = x.unbind(1);
+        var masks = mask?.unbind(1);
+        var outputs = positions.Select((position, t) => Step(position, memory, masks?[t])).ToArray();
         return stack(outputs, dim: 1);
     }
 
     /// <summary>
     /// One step: <paramref name="x"/> <c>[batch, dModel]</c> is the next position's input; returns its output
     /// <c>[batch, dModel]</c> and appends the step's memory vector (as keys and values) to <paramref name="memory"/>.
-    /// For generation, call once per new token with the same memory.
+    /// <paramref name="mask"/> <c>[batch]</c>: false where this position is padding. For generation, call once per
+    /// new token with the same memory.
     /// </summary>
-    public Tensor Step(Tensor x, FeedbackMemory memory)
+    public Tensor Step(Tensor x, FeedbackMemory memory, Tensor? mask = null)
     {
-        if (memory.Layers != _layers.Count || memory.SharedKeyValues != SharedKeyValues)
+        if (memory.Layers != _layers.Length || memory.SharedKeyValues != SharedKeyValues)
             throw new ArgumentException("the memory was created by a different feedback transformer", nameof(memory));
 
-        var layerOutputs = new List<Tensor>(_layers.Count + 1) { x };
-        for (var i = 0; i < _layers.Count; i++)
+        var layerOutputs = new List<Tensor>(_layers.Length + 1) { x };
+        for (var i = 0; i < _layers.Length; i++)
         {
             // Every layer attends over the memory of all earlier steps; the first step has none.
-            var (keys, values) = memory.Length > 0 ? memory.Read(i) : (null, null);
-            x = _layers[i].forward(x, keys, values);
+            var (keys, values, visible) = memory.Length > 0 ? memory.Read(i) : (null, null, null);
+            x = _layers[i].Forward(x, keys, values, visible);
             layerOutputs.Add(x);
         }
 
         // The step's memory vector: softmax-weighted sum of the embedding and every layer's output (section 3.1).
-        var memoryVector = einsum("lbd,l->bd", stack(layerOutputs), _memoryWeights.softmax(0));
-        memory.Append(KeysAndValuesOf(memoryVector));
+        var memoryVector = einsum("lbd,l->bd", stack(layerOutputs), MemoryWeights.softmax(0));
+        memory.Append(KeysAndValuesOf(memoryVector), mask);
 
         return _norm.forward(x);
     }

@@ -44,7 +44,9 @@ public sealed class AppendOnlyStack : IDisposable
         }
         // A backward over earlier reads is finished; reads after this append belong to a new graph.
         ReleaseGradients();
-        _newest = entry;
+        // Only an entry with autograd history needs to be kept (as the input of later reads); not keeping the others
+        // lets generation dispose each step's tensors.
+        _newest = entry.requires_grad ? entry : null;
         Count++;
     }
 
@@ -54,7 +56,7 @@ public sealed class AppendOnlyStack : IDisposable
         if (Count == 0) throw new InvalidOperationException("the stack is empty");
         if (_lastReadCount == Count && _lastRead is { IsInvalid: false }) return _lastRead;
 
-        _lastRead = is_grad_enabled() && _newest!.requires_grad
+        _lastRead = is_grad_enabled() && _newest is { IsInvalid: false }
             ? ReadFunction.apply(this, Count, _newest)
             : Alias(Count);
         _lastReadCount = Count;

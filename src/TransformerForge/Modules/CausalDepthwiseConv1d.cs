@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Modules;
@@ -16,11 +15,8 @@ namespace TransformerForge.Modules;
 /// <c>weight</c> [channels, 1, kernelSize], <c>bias</c> [channels].
 /// </para>
 /// </summary>
-public sealed class CausalDepthwiseConv1d : nn.Module<Tensor, Tensor>
+public sealed class CausalDepthwiseConv1d : ForgeModule<Tensor, Tensor>
 {
-    [ComponentName(Name = "weight")] private Parameter _weight;
-    [ComponentName(Name = "bias")] private Parameter _bias;
-
     public CausalDepthwiseConv1d(int channels, int kernelSize = 3) : base(nameof(CausalDepthwiseConv1d))
     {
         if (kernelSize < 1) throw new ArgumentOutOfRangeException(nameof(kernelSize));
@@ -29,9 +25,8 @@ public sealed class CausalDepthwiseConv1d : nn.Module<Tensor, Tensor>
 
         // PyTorch's Conv1d initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = kernelSize for depth-wise.
         var bound = 1.0 / Math.Sqrt(kernelSize);
-        _weight = new Parameter(empty(channels, 1, kernelSize).uniform_(-bound, bound));
-        _bias = new Parameter(empty(channels).uniform_(-bound, bound));
-        RegisterComponents();
+        register_parameter("weight", new Parameter(empty(channels, 1, kernelSize).uniform_(-bound, bound)));
+        register_parameter("bias", new Parameter(empty(channels).uniform_(-bound, bound)));
     }
 
     public int Channels { get; }
@@ -40,8 +35,8 @@ public sealed class CausalDepthwiseConv1d : nn.Module<Tensor, Tensor>
     /// <summary>Number of past positions a step needs to see: <c>kernelSize - 1</c>.</summary>
     public int CacheLength => KernelSize - 1;
 
-    public Parameter Weight => _weight;
-    public Parameter Bias => _bias;
+    public Parameter Weight => get_parameter("weight")!;
+    public Parameter Bias => get_parameter("bias")!;
 
     /// <summary>Convolves a whole sequence <c>[batch, seq, features]</c>; positions before the start count as zero.</summary>
     public override Tensor forward(Tensor x) => Forward(x, cache: null).Output;
@@ -68,7 +63,7 @@ public sealed class CausalDepthwiseConv1d : nn.Module<Tensor, Tensor>
             .permute(0, 2, 3, 1)
             .reshape(batch * groups, Channels, CacheLength + seq);
         // A "valid" convolution over history + new positions yields exactly one output per new position.
-        var convolved = nn.functional.conv1d(channelsFirst, _weight, _bias, groups: Channels);
+        var convolved = nn.functional.conv1d(channelsFirst, Weight, Bias, groups: Channels);
         var output = convolved
             .view(batch, groups, Channels, seq)
             .permute(0, 3, 1, 2)

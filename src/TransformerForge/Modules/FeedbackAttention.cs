@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Modules;
@@ -10,7 +9,7 @@ namespace TransformerForge.Modules;
 /// relative position scores: for the memory entry j steps back,
 /// <c>score_j = (q + u)·k_j + q·r_j + s_j</c>, scaled by 1/sqrt(d_k), where <c>u</c> is a learned query bias
 /// (<c>query_pos_bias</c>) and <c>r_j</c>, <c>s_j</c> a learned key embedding and bias for that distance
-/// (<c>key_pos_embeddings</c>, <c>key_pos_bias</c>; the last row is the most recent step). This is Transformer-XL's
+/// (<c>key_pos_embeddings</c>, <c>key_pos_bias</c>; the last row is the previous step). This is Transformer-XL's
 /// decomposition (Dai et al. 2019, section 3.3) with the position-position term replaced by a learned bias.
 /// <para>
 /// Parameters: <c>query</c> (no bias), <c>key</c> (no bias) and <c>value</c> (with bias) when the layer projects its
@@ -18,16 +17,11 @@ namespace TransformerForge.Modules;
 /// [maxMemory, heads], <c>query_pos_bias</c> [heads, d_k].
 /// </para>
 /// </summary>
-public sealed class FeedbackAttention : nn.Module<Tensor, Tensor, Tensor, Tensor>
+public sealed class FeedbackAttention : ForgeModule
 {
-    [ComponentName(Name = "query")] private readonly Linear _query;
-    [ComponentName(Name = "key")] private readonly Linear? _key;
-    [ComponentName(Name = "value")] private readonly Linear? _value;
-    [ComponentName(Name = "output")] private readonly Linear _output;
-    [ComponentName(Name = "dropout")] private readonly Dropout _dropout;
-    [ComponentName(Name = "key_pos_embeddings")] private Parameter _keyPositionEmbeddings;
-    [ComponentName(Name = "key_pos_bias")] private Parameter _keyPositionBias;
-    [ComponentName(Name = "query_pos_bias")] private Parameter _queryPositionBias;
+    private readonly Linear _query, _output;
+    private readonly Linear? _key, _value;
+    private readonly Dropout _dropout;
 
     /// <param name="dModel">Model width.</param>
     /// <param name="heads">Number of heads; d_k = dModel / heads.</param>
@@ -47,18 +41,22 @@ public sealed class FeedbackAttention : nn.Module<Tensor, Tensor, Tensor, Tensor
         MaxMemory = maxMemory;
 
         _query = nn.Linear(dModel, dModel, hasBias: false);
+        register_module("query", _query);
         if (projectsKeyValues)
         {
             _key = nn.Linear(dModel, dModel, hasBias: false);
             _value = nn.Linear(dModel, dModel, hasBias: true);
+            register_module("key", _key);
+            register_module("value", _value);
         }
         _output = nn.Linear(dModel, dModel);
         _dropout = nn.Dropout(dropout);
+        register_module("output", _output);
+        register_module("dropout", _dropout);
         // labml starts the position terms at zero: attention begins purely content-based.
-        _keyPositionEmbeddings = new Parameter(zeros(maxMemory, heads, HeadDim));
-        _keyPositionBias = new Parameter(zeros(maxMemory, heads));
-        _queryPositionBias = new Parameter(zeros(heads, HeadDim));
-        RegisterComponents();
+        register_parameter("key_pos_embeddings", new Parameter(zeros(maxMemory, heads, HeadDim)));
+        register_parameter("key_pos_bias", new Parameter(zeros(maxMemory, heads)));
+        register_parameter("query_pos_bias", new Parameter(zeros(heads, HeadDim)));
     }
 
     public int DModel { get; }
@@ -76,9 +74,10 @@ public sealed class FeedbackAttention : nn.Module<Tensor, Tensor, Tensor, Tensor
     /// <summary>
     /// <paramref name="x"/> <c>[batch, dModel]</c> (the current step) attends over <paramref name="keys"/> and
     /// <paramref name="values"/> <c>[memory, batch, heads, d_k]</c> (earlier steps, oldest first); returns
-    /// <c>[batch, dModel]</c>.
+    /// <c>[batch, dModel]</c>. <paramref name="visible"/> <c>[memory, batch]</c>, if given, hides the entries where it
+    /// is false (padding); a row with no visible entry gets a meaningless (but finite) result.
     /// </summary>
-    public override Tensor forward(Tensor x, Tensor keys, Tensor values)
+    public Tensor Forward(Tensor x, Tensor keys, Tensor values, Tensor? visible = null)
     {
         var memoryLength = keys.shape[0];
         if (memoryLength > MaxMemory)
@@ -87,13 +86,16 @@ public sealed class FeedbackAttention : nn.Module<Tensor, Tensor, Tensor, Tensor
         var query = SplitHeads(_query.forward(x));
 
         // Relative terms for the last memoryLength distances: row MaxMemory-1 is the previous step.
-        var keyPositions = _keyPositionEmbeddings.narrow(0, MaxMemory - memoryLength, memoryLength);
-        var keyPositionBias = _keyPositionBias.narrow(0, MaxMemory - memoryLength, memoryLength);
+        var keyPositions = get_parameter("key_pos_embeddings")!.narrow(0, MaxMemory - memoryLength, memoryLength);
+        var keyPositionBias = get_parameter("key_pos_bias")!.narrow(0, MaxMemory - memoryLength, memoryLength);
 
         // Content terms (q + u)·k_j, then position terms q·r_j + s_j; shapes [memory, batch, heads].
-        var content = einsum("bhd,jbhd->jbh", query + _queryPositionBias, keys);
+        var content = einsum("bhd,jbhd->jbh", query + get_parameter("query_pos_bias")!, keys);
         var position = einsum("bhd,jhd->jbh", query, keyPositions) + keyPositionBias.unsqueeze(1);
         var scores = (content + position) / Math.Sqrt(HeadDim);
+        if (visible is not null)
+            // The most negative finite value, not -inf: a row with nothing visible stays finite (and its caller drops it).
+            scores = scores.masked_fill(visible.logical_not().unsqueeze(-1), finfo(scores.dtype).min);
 
         var attention = _dropout.forward(scores.softmax(0));
         var attended = einsum("jbh,jbhd->bhd", attention, values);

@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Modules;
@@ -11,13 +10,12 @@ namespace TransformerForge.Modules;
 /// Parameters: <c>attn</c> (<see cref="FeedbackAttention"/>), <c>feed_forward</c>
 /// (<see cref="PositionwiseFeedForward"/>), <c>norm_self_attn</c>, <c>norm_ff</c> (LayerNorm).
 /// </summary>
-public sealed class FeedbackLayer : nn.Module<Tensor, Tensor?, Tensor?, Tensor>
+public sealed class FeedbackLayer : ForgeModule
 {
-    [ComponentName(Name = "attn")] private readonly FeedbackAttention _attention;
-    [ComponentName(Name = "feed_forward")] private readonly PositionwiseFeedForward _feedForward;
-    [ComponentName(Name = "norm_self_attn")] private readonly LayerNorm _attentionNorm;
-    [ComponentName(Name = "norm_ff")] private readonly LayerNorm _feedForwardNorm;
-    [ComponentName(Name = "dropout")] private readonly Dropout _dropout;
+    private readonly FeedbackAttention _attention;
+    private readonly PositionwiseFeedForward _feedForward;
+    private readonly LayerNorm _attentionNorm, _feedForwardNorm;
+    private readonly Dropout _dropout;
 
     public FeedbackLayer(int dModel, int heads, int dFf, bool projectsKeyValues, double dropout = 0.0, int maxMemory = 4096)
         : base(nameof(FeedbackLayer))
@@ -27,20 +25,30 @@ public sealed class FeedbackLayer : nn.Module<Tensor, Tensor?, Tensor?, Tensor>
         _attentionNorm = nn.LayerNorm(dModel);
         _feedForwardNorm = nn.LayerNorm(dModel);
         _dropout = nn.Dropout(dropout);
-        RegisterComponents();
+        register_module("attn", _attention);
+        register_module("feed_forward", _feedForward);
+        register_module("norm_self_attn", _attentionNorm);
+        register_module("norm_ff", _feedForwardNorm);
+        register_module("dropout", _dropout);
     }
 
     public FeedbackAttention Attention => _attention;
 
     /// <summary>
     /// <paramref name="x"/> <c>[batch, dModel]</c>; <paramref name="keys"/>, <paramref name="values"/>
-    /// <c>[memory, batch, heads, d_k]</c>, or null when there is no memory yet.
+    /// <c>[memory, batch, heads, d_k]</c>, or null when there is no memory yet; <paramref name="visible"/>
+    /// <c>[memory, batch]</c> marks the entries that are not padding (null: all are).
     /// </summary>
-    public override Tensor forward(Tensor x, Tensor? keys, Tensor? values)
+    public Tensor Forward(Tensor x, Tensor? keys, Tensor? values, Tensor? visible = null)
     {
         if (keys is not null)
         {
-            var attended = _attention.forward(_attentionNorm.forward(x), keys, values ?? throw new ArgumentNullException(nameof(values)));
+            ArgumentNullException.ThrowIfNull(values);
+            var attended = _attention.Forward(_attentionNorm.forward(x), keys, values, visible);
+            // A sequence with nothing visible yet (only padding so far) skips attention, as every sequence does at
+            // the first step.
+            if (visible is not null)
+                attended = where(visible.any(0).unsqueeze(1), attended, zeros_like(attended));
             x = x + _dropout.forward(attended);
         }
         var transformed = _feedForward.forward(_feedForwardNorm.forward(x));

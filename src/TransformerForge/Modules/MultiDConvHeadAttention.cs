@@ -1,6 +1,5 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Modules;
@@ -17,15 +16,10 @@ namespace TransformerForge.Modules;
 /// <see cref="DConvKernelLayout.SharedByHeads"/>, dModel when <see cref="DConvKernelLayout.PerChannel"/>).
 /// </para>
 /// </summary>
-public sealed class MultiDConvHeadAttention : nn.Module<Tensor, Tensor, Tensor, Tensor?, Tensor>
+public sealed class MultiDConvHeadAttention : ForgeModule<Tensor, Tensor>
 {
-    [ComponentName(Name = "query")] private readonly Linear _query;
-    [ComponentName(Name = "key")] private readonly Linear _key;
-    [ComponentName(Name = "value")] private readonly Linear _value;
-    [ComponentName(Name = "query_conv")] private readonly CausalDepthwiseConv1d _queryConv;
-    [ComponentName(Name = "key_conv")] private readonly CausalDepthwiseConv1d _keyConv;
-    [ComponentName(Name = "value_conv")] private readonly CausalDepthwiseConv1d _valueConv;
-    [ComponentName(Name = "output")] private readonly Linear _output;
+    private readonly Linear _query, _key, _value, _output;
+    private readonly CausalDepthwiseConv1d _queryConv, _keyConv, _valueConv;
 
     /// <param name="dModel">Model width; split into <paramref name="heads"/> heads of d_k = dModel / heads.</param>
     /// <param name="heads">Number of attention heads.</param>
@@ -56,7 +50,13 @@ public sealed class MultiDConvHeadAttention : nn.Module<Tensor, Tensor, Tensor, 
         _keyConv = new CausalDepthwiseConv1d(convChannels, kernelSize);
         _valueConv = new CausalDepthwiseConv1d(convChannels, kernelSize);
         _output = nn.Linear(dModel, dModel);
-        RegisterComponents();
+        register_module("query", _query);
+        register_module("key", _key);
+        register_module("value", _value);
+        register_module("query_conv", _queryConv);
+        register_module("key_conv", _keyConv);
+        register_module("value_conv", _valueConv);
+        register_module("output", _output);
     }
 
     public int DModel { get; }
@@ -71,7 +71,7 @@ public sealed class MultiDConvHeadAttention : nn.Module<Tensor, Tensor, Tensor, 
     /// may attend to a key, broadcastable to <c>[batch, heads, seqQ, seqK]</c> (e.g. <c>[seqQ, seqK]</c>); null
     /// attends everywhere. Use <see cref="CausalMask"/> for language modelling.
     /// </summary>
-    public override Tensor forward(Tensor query, Tensor key, Tensor value, Tensor? mask)
+    public Tensor Forward(Tensor query, Tensor key, Tensor value, Tensor? mask = null)
     {
         // Primer's change to multi-head attention: a causal depth-wise convolution after each projection.
         var q = SplitHeads(_queryConv.forward(_query.forward(query)));
@@ -83,12 +83,12 @@ public sealed class MultiDConvHeadAttention : nn.Module<Tensor, Tensor, Tensor, 
     }
 
     /// <summary>Causal self-attention over a whole sequence <c>[batch, seq, dModel]</c>.</summary>
-    public Tensor forward(Tensor x) => forward(x, x, x, CausalMask(x.shape[1], 0, x.device));
+    public override Tensor forward(Tensor x) => Forward(x, x, x, CausalMask(x.shape[1], 0, x.device));
 
     /// <summary>
     /// Incremental causal self-attention: <paramref name="x"/> holds the next positions <c>[batch, seq, dModel]</c>
     /// (one or more), <paramref name="cache"/> what came before (null at the start). Returns the outputs for the new
-    /// positions and the cache extended by them; the concatenated outputs equal <see cref="forward(Tensor)"/> over
+    /// positions and the cache extended by them; the concatenated outputs equal <see cref="forward"/> over
     /// the whole sequence.
     /// </summary>
     public (Tensor Output, MultiDConvHeadAttentionCache Cache) ForwardCached(Tensor x, MultiDConvHeadAttentionCache? cache)

@@ -1,26 +1,27 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using TorchSharp.Utils;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Modules;
 
 /// <summary>
-/// Position-wise feed-forward network of the original Transformer (Vaswani et al. 2017, section 3.3):
-/// <c>layer2(dropout(relu(layer1(x))))</c>. Parameters: <c>layer1</c> (dModel→dFf), <c>layer2</c> (dFf→dModel).
+/// Position-wise feed-forward network of the original Transformer (Vaswani et al. 2017, section 3.3), as labml's
+/// <c>FeedForward</c> with its defaults: <c>layer2(dropout(relu(layer1(x))))</c>.
+/// Parameters: <c>layer1</c> (dModel→dFf), <c>layer2</c> (dFf→dModel).
 /// </summary>
-public sealed class PositionwiseFeedForward : nn.Module<Tensor, Tensor>
+public sealed class PositionwiseFeedForward : ForgeModule<Tensor, Tensor>
 {
-    [ComponentName(Name = "layer1")] private readonly Linear _layer1;
-    [ComponentName(Name = "layer2")] private readonly Linear _layer2;
-    [ComponentName(Name = "dropout")] private readonly Dropout _dropout;
+    private readonly Linear _layer1, _layer2;
+    private readonly Dropout _dropout;
 
     public PositionwiseFeedForward(int dModel, int dFf, double dropout = 0.0) : base(nameof(PositionwiseFeedForward))
     {
         _layer1 = nn.Linear(dModel, dFf);
         _layer2 = nn.Linear(dFf, dModel);
         _dropout = nn.Dropout(dropout);
-        RegisterComponents();
+        register_module("layer1", _layer1);
+        register_module("layer2", _layer2);
+        register_module("dropout", _dropout);
     }
 
     public override Tensor forward(Tensor x)

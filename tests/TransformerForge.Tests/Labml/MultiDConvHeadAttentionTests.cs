@@ -1,6 +1,6 @@
 using TorchSharp;
 using TransformerForge.Modules;
-using TransformerForge.Runtime;
+using TransformerForge.Parity;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -9,34 +9,12 @@ namespace TransformerForge.Tests.Labml;
 public class MultiDConvHeadAttentionTests(ITestOutputHelper output)
 {
     [Theory]
-    [InlineData(ScalarType.Float64, 1e-9)]
-    [InlineData(ScalarType.Float32, 1e-4)]
-    public void MatchesLabml(ScalarType dtype, double tolerance)
-    {
-        TorchRuntime.EnsureLoaded();
-        var fixture = LabmlFixture.Load("primer_mdha");
-        using var attention = new MultiDConvHeadAttention(dModel: 32, heads: 4, DConvKernelLayout.SharedByHeads);
-        attention.to(dtype);
-        attention.load_state_dict(fixture.MappedWeights(MultiDConvHeadAttention.FromLabmlName, dtype), strict: true);
-        attention.eval();
-
-        using var _ = no_grad();
-        var actual = attention.forward(fixture.Input(dtype));
-
-        var error = LabmlFixture.MaxRelativeError(actual, fixture.Expected(dtype));
-        output.WriteLine($"primer_mdha {dtype}: max relative error {error:E3} " +
-                         $"(largest element-wise {LabmlFixture.MaxElementwiseRelativeError(actual, fixture.Expected(dtype)):E3})");
-        Assert.True(error <= tolerance, $"max relative error {error:E3} > {tolerance:E0}");
-    }
-
-    [Theory]
     [InlineData(DConvKernelLayout.SharedByHeads, 1)]
     [InlineData(DConvKernelLayout.SharedByHeads, 3)]
     [InlineData(DConvKernelLayout.PerChannel, 1)]
     [InlineData(DConvKernelLayout.PerChannel, 4)]
     public void CachedStepsEqualFullForward(DConvKernelLayout layout, int chunk)
     {
-        TorchRuntime.EnsureLoaded();
         manual_seed(7);
         using var attention = new MultiDConvHeadAttention(dModel: 16, heads: 4, layout);
         attention.to(ScalarType.Float64).eval();
@@ -56,7 +34,7 @@ public class MultiDConvHeadAttentionTests(ITestOutputHelper output)
         var stepped = cat(pieces, dim: 1);
 
         Assert.Equal(x.shape[1], cache!.Length);
-        var error = LabmlFixture.MaxRelativeError(stepped, full);
+        var error = ParityRunner.RelativeError(stepped, full);
         output.WriteLine($"{layout}, chunks of {chunk}: max relative error {error:E3}");
         Assert.True(error <= 1e-12, $"cached differs from full forward: {error:E3}");
     }
@@ -64,7 +42,6 @@ public class MultiDConvHeadAttentionTests(ITestOutputHelper output)
     [Fact]
     public void PerChannelLayoutHasOneKernelPerProjectedFeature()
     {
-        TorchRuntime.EnsureLoaded();
         using var shared = new MultiDConvHeadAttention(dModel: 32, heads: 4, DConvKernelLayout.SharedByHeads);
         using var perChannel = new MultiDConvHeadAttention(dModel: 32, heads: 4, DConvKernelLayout.PerChannel);
         var sharedShapes = shared.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
@@ -78,7 +55,6 @@ public class MultiDConvHeadAttentionTests(ITestOutputHelper output)
     [Fact]
     public void PerChannelWithKernelsRepeatedPerHeadEqualsSharedByHeads()
     {
-        TorchRuntime.EnsureLoaded();
         manual_seed(3);
         using var shared = new MultiDConvHeadAttention(dModel: 16, heads: 4, DConvKernelLayout.SharedByHeads);
         using var perChannel = new MultiDConvHeadAttention(dModel: 16, heads: 4, DConvKernelLayout.PerChannel);
@@ -92,14 +68,13 @@ public class MultiDConvHeadAttentionTests(ITestOutputHelper output)
         perChannel.load_state_dict(weights, strict: true);
 
         var x = randn(2, 9, 16, dtype: ScalarType.Float64);
-        var error = LabmlFixture.MaxRelativeError(perChannel.forward(x), shared.forward(x));
+        var error = ParityRunner.RelativeError(perChannel.forward(x), shared.forward(x));
         Assert.True(error <= 1e-12, $"{error:E3}");
     }
 
     [Fact]
     public void ConvolutionIsCausal()
     {
-        TorchRuntime.EnsureLoaded();
         using var _ = no_grad();
         using var conv = new CausalDepthwiseConv1d(channels: 2);
         conv.Weight.copy_(tensor(new float[] { 1, 2, 3, 10, 20, 30 }).view(2, 1, 3));
