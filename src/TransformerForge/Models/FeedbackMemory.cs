@@ -56,6 +56,15 @@ public sealed class FeedbackMemory : IDecodingState
         }
     }
 
+    /// <summary>
+    /// Keeps the remembered steps but stops gradients from flowing into them, for truncated backpropagation through
+    /// time: run a segment, backward, <c>Detach()</c>, run the next segment with the same memory.
+    /// </summary>
+    public void Detach()
+    {
+        foreach (var stack in _keys.Concat(_values)) stack.Detach();
+    }
+
     public void Dispose()
     {
         foreach (var stack in _keys.Concat(_values)) stack.Dispose();

@@ -63,6 +63,17 @@ public sealed class AppendOnlyStack : IDisposable
         return _lastRead;
     }
 
+    /// <summary>
+    /// Cuts the entries so far off from autograd (truncated backpropagation through time): later reads pass no
+    /// gradient to them. Call between segments whose graphs are backpropagated separately.
+    /// </summary>
+    public void Detach()
+    {
+        _newest = null;
+        _lastRead = null;
+        _lastReadCount = -1;
+    }
+
     public void Dispose()
     {
         _buffer?.Dispose();

@@ -132,6 +132,28 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
         Assert.Equal(recomputed.data<long>().ToArray(), cached.data<long>().ToArray());
     }
 
+    /// <summary>Truncated backpropagation through time: a detached memory carries values, not gradients, forward.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DetachedMemoryCarriesOverSegments(bool sharedKeyValues)
+    {
+        manual_seed(8);
+        using var model = new FeedbackLanguageModel(numTokens: 7, dModel: 8, heads: 2, dFf: 16, nLayers: 2, sharedKeyValues);
+        model.to(ScalarType.Float64);
+        var tokens = randint(7, [2, 12], dtype: ScalarType.Int64);
+        using var state = model.NewMemory();
+        model.Logits(tokens[.., ..5], state: state).sum().backward();
+        state.Detach();
+        model.zero_grad();
+        var second = model.Logits(tokens[.., 5..], state: state);
+        second.sum().backward();
+
+        using (no_grad())
+            Assert.True(ParityRunner.RelativeError(second, model.forward(tokens)[.., 5..]) <= 1e-12);
+        Assert.All(model.named_parameters(), p => Assert.True(p.parameter.grad is not null, p.name));
+    }
+
     [Fact]
     public void LabmlNamesMapOntoParameters()
     {
