@@ -1,4 +1,5 @@
 using TorchSharp;
+using Xunit.Abstractions;
 using TransformerForge.IO;
 using TransformerForge.Tests.Data;
 using TransformerForge.Training;
@@ -76,7 +77,7 @@ public class CheckpointTests
 
 /// <summary>Kills a real CLI process many times; alone, so that start-up and step timing are those of a quiet machine.</summary>
 [Collection(SerialCollection.Name)]
-public class CheckpointKillTests
+public class CheckpointKillTests(ITestOutputHelper output)
 {
     /// <summary>
     /// Starts a real <c>tforge train</c> that checkpoints after every step, SIGKILLs it at random moments (during
@@ -93,19 +94,25 @@ public class CheckpointKillTests
                       "--steps", "100000", "--checkpoint-every", "1", "--eval-every", "0", "--sample-every", "0", "--log-every", "1",
                       "--target-exact-match", "0", "--out", run };
         var random = new Random(2024);
-        int lastStep = 0, kills = 0;
+        int lastStep = 0, kills = 0, killsDuringSave = 0, killsBetweenRenames = 0;
         bool resume = false;
         var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(4);
-        while (kills < 6 && DateTime.UtcNow < deadline)
+        while (kills < 12 && DateTime.UtcNow < deadline)
         {
             using var child = new CliProcess(Args(resume));
             // Let it pass its first checkpoint beyond the last one, then kill after a random extra delay.
             var waitUntil = DateTime.UtcNow + TimeSpan.FromSeconds(90);
             while (StepOnDisk(run) <= lastStep && DateTime.UtcNow < waitUntil && !child.HasExited) Thread.Sleep(20);
             Assert.False(child.HasExited, $"tforge exited early:\n{child.Stdout}\n{child.Stderr}");
-            Thread.Sleep(random.Next(0, 400));
+            Thread.Sleep(random.Next(0, 250));
             child.Kill();
             kills++;
+            // What the kill interrupted: a save in progress leaves a temporary or an old directory behind.
+            var parent = new DirectoryInfo(run);
+            bool inSave = parent.EnumerateDirectories(".checkpoint.tmp-*").Any() || parent.EnumerateDirectories("checkpoint.old-*").Any();
+            bool betweenRenames = !Directory.Exists(Path.Combine(run, "checkpoint"));
+            if (inSave) killsDuringSave++;
+            if (betweenRenames) killsBetweenRenames++;
 
             var dir = Checkpoint.Resolve(run);
             var state = TrainerState.Load(dir);
@@ -118,6 +125,7 @@ public class CheckpointKillTests
             TrainingDataSpec.Load(dir);
             resume = true;
         }
+        output.WriteLine($"{kills} kills, {killsDuringSave} during a save, {killsBetweenRenames} between its two renames; last step {lastStep}");
         Assert.True(kills >= 3, $"only {kills} kills in the time allowed");
         Assert.True(lastStep > 0);
 
