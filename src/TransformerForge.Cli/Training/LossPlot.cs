@@ -32,7 +32,7 @@ public static class LossPlot
         plot.XLabel("step");
         plot.YLabel("loss (nats/token)");
         plot.Title(Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(runDirectory))));
-        plot.ShowLegend();
+        plot.ShowLegend(Alignment.UpperRight);
         var path = Path.Combine(runDirectory, FileName);
         plot.SavePng(path, 900, 500);
         return path;

@@ -64,7 +64,7 @@ public static class TrainingConsole
     {
         var how = r.Reason switch
         {
-            StopReason.TargetReached => $"reached the exact-match target {trainer.Options.TargetExactMatch:P0} at step {r.Step}",
+            StopReason.TargetReached => $"reached the exact-match target {trainer.Options.TargetExactMatch * 100:0.#}% at step {r.Step}",
             StopReason.StopRequested => $"stopped at step {r.Step} of {trainer.Options.Steps}",
             _ => $"finished {r.Step} steps",
         };
