@@ -9,11 +9,13 @@ public static class ParityCommand
     public static Command Create()
     {
         var fixtures = new Option<string>("--fixtures") { Description = "Fixture root: every directory below it holding a case.json is a case.", Required = true };
-        var cmd = new Command("parity", "Compare our models with the Python originals on parity fixtures (float64 <= 1e-9, float32 <= 1e-4).") { fixtures };
+        var device = CliRunner.DeviceOption();
+        var cmd = new Command("parity", "Compare our models with the Python originals on parity fixtures (float64 <= 1e-9, float32 <= 1e-4).") { fixtures, device };
         cmd.SetAction(r =>
         {
+            var dev = Runtime.TorchRuntime.SelectDevice(r.GetValue(device)!);
             int pass = 0, fail = 0;
-            foreach (var result in ParityRunner.RunAll(r.GetValue(fixtures)!))
+            foreach (var result in ParityRunner.RunAll(r.GetValue(fixtures)!, dev))
             {
                 Console.WriteLine(result);
                 if (result.Pass) pass++; else fail++;

@@ -32,7 +32,7 @@ public sealed record TransformerWrapperConfig : ModelConfig
         .Bool("tie_embedding", c => c.TieEmbedding, (c, v) => c with { TieEmbedding = v })
         .Bool("use_pos_emb", c => c.UsePosEmb, (c, v) => c with { UsePosEmb = v });
 
-    public static TransformerWrapperConfig FromJson(JsonElement obj)
+    public static new TransformerWrapperConfig FromJson(JsonElement obj)
     {
         Require(obj, "num_tokens", "max_seq_len", "attn_layers");
         var c = Table.Read(obj, new TransformerWrapperConfig(), "", "type");

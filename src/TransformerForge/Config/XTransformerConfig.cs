@@ -18,7 +18,7 @@ public sealed record XTransformerConfig : ModelConfig
 
     static readonly string[] WrapperKeys = { "num_tokens", "max_seq_len", "emb_dropout" };
 
-    public static XTransformerConfig FromJson(JsonElement obj)
+    public static new XTransformerConfig FromJson(JsonElement obj)
     {
         if (!obj.TryGetProperty("dim", out var dimEl)) throw new ConfigException("dim", "is required");
         int dim = OptionTable<XTransformerConfig>.ReadInt(dimEl, "dim");

@@ -6,6 +6,9 @@ namespace TransformerForge.Data;
 /// </summary>
 public abstract class SequenceTask : SyntheticTask
 {
+    public const int DefaultLength = 10;
+    public const int DefaultSymbols = 10;
+
     protected SequenceTask(string name, SyntheticTaskOptions? options) : this(name, Resolve(name, options))
     {
     }
@@ -24,9 +27,6 @@ public abstract class SequenceTask : SyntheticTask
         return (Require(name, nameof(options.Length), options.Length ?? DefaultLength, 1, 4096),
                 Require(name, nameof(options.Symbols), options.Symbols ?? DefaultSymbols, 2, 4096));
     }
-
-    public const int DefaultLength = 10;
-    public const int DefaultSymbols = 10;
 
     public int Length { get; }
     public int Symbols { get; }

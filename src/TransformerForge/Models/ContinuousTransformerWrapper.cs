@@ -7,10 +7,8 @@ using static TorchSharp.torch;
 namespace TransformerForge.Models;
 
 /// <summary>Vectors in, vectors out (x-transformers' <c>ContinuousTransformerWrapper</c>): project in, positions, layers, norm, project out.</summary>
-public sealed class ContinuousTransformerWrapper : nn.Module<Tensor, Tensor>
+public sealed class ContinuousTransformerWrapper : ForgeModule<Tensor, Tensor>
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public ContinuousTransformerWrapperConfig Config { get; }
     public AttentionLayers AttnLayers { get; }
     readonly AbsolutePositionalEmbedding? _posEmb;
@@ -20,7 +18,6 @@ public sealed class ContinuousTransformerWrapper : nn.Module<Tensor, Tensor>
 
     public ContinuousTransformerWrapper(ContinuousTransformerWrapperConfig c) : base(nameof(ContinuousTransformerWrapper))
     {
-        Runtime.TorchRuntime.EnsureLoaded();
         Config = c;
         int dim = c.AttnLayers.Dim;
         if (c.UsePosEmb && !c.AttnLayers.HasPosEmb) register_module("pos_emb", _posEmb = new AbsolutePositionalEmbedding(dim, c.MaxSeqLen));

@@ -19,7 +19,6 @@ public static class ModelFactory
 
     static AttentionLayers CreateLayers(AttentionLayersConfig c)
     {
-        Runtime.TorchRuntime.EnsureLoaded();
         return new AttentionLayers(c);
     }
 }

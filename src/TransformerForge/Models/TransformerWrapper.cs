@@ -14,10 +14,8 @@ public sealed record WrapperOutput(Tensor Output, IReadOnlyList<Tensor>? Mems = 
 /// A token model (x-transformers' <c>TransformerWrapper</c>): token embedding + absolute positions, optional memory
 /// tokens (Burtsev et al. 2020, "Memory Transformer"), the layer stack, a final norm and the logits.
 /// </summary>
-public sealed class TransformerWrapper : nn.Module<Tensor, Tensor>, ILanguageModel
+public sealed class TransformerWrapper : ForgeModule<Tensor, Tensor>, ILanguageModel
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public TransformerWrapperConfig Config { get; }
     public AttentionLayers AttnLayers { get; }
     public int NumTokens => Config.NumTokens;
@@ -35,7 +33,6 @@ public sealed class TransformerWrapper : nn.Module<Tensor, Tensor>, ILanguageMod
     /// <param name="sharedTokenEmb">A token embedding owned by another model (XTransformer's <c>tie_token_emb</c>).</param>
     internal TransformerWrapper(TransformerWrapperConfig c, Embedding? sharedTokenEmb) : base(nameof(TransformerWrapper))
     {
-        Runtime.TorchRuntime.EnsureLoaded();
         c.Validate();
         Config = c;
         int dim = c.AttnLayers.Dim, embDim = c.EmbDim ?? dim;

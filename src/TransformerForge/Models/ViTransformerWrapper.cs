@@ -10,10 +10,8 @@ namespace TransformerForge.Models;
 /// Vision Transformer (Dosovitskiy et al. 2020, x-transformers' <c>ViTransformerWrapper</c>): non-overlapping patches
 /// become tokens, a learned [cls] token is prepended, and its final state feeds the classification head.
 /// </summary>
-public sealed class ViTransformerWrapper : nn.Module<Tensor, Tensor>
+public sealed class ViTransformerWrapper : ForgeModule<Tensor, Tensor>
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public ViTransformerWrapperConfig Config { get; }
     public AttentionLayers AttnLayers { get; }
     readonly Linear _patchToEmbedding;
@@ -23,7 +21,6 @@ public sealed class ViTransformerWrapper : nn.Module<Tensor, Tensor>
 
     public ViTransformerWrapper(ViTransformerWrapperConfig c) : base(nameof(ViTransformerWrapper))
     {
-        Runtime.TorchRuntime.EnsureLoaded();
         Config = c;
         int dim = c.AttnLayers.Dim;
         int numPatches = (c.ImageSize / c.PatchSize) * (c.ImageSize / c.PatchSize);

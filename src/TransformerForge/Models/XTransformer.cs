@@ -1,14 +1,13 @@
 using TorchSharp;
 using TransformerForge.Config;
+using TransformerForge.Modules;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Models;
 
 /// <summary>Holds a decoder under the name <c>net</c>, as x-transformers' <c>AutoregressiveWrapper</c> does (for weight names).</summary>
-public sealed class AutoregressiveWrapper : nn.Module
+public sealed class AutoregressiveWrapper : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public TransformerWrapper Net { get; }
 
     public AutoregressiveWrapper(TransformerWrapper net) : base(nameof(AutoregressiveWrapper))
@@ -22,10 +21,8 @@ public sealed class AutoregressiveWrapper : nn.Module
 /// Encoder-decoder (x-transformers' <c>XTransformer</c>): the decoder cross-attends to the encoder's embeddings and is
 /// trained with next-token cross-entropy.
 /// </summary>
-public sealed class XTransformer : nn.Module
+public sealed class XTransformer : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public XTransformerConfig Config { get; }
     public TransformerWrapper Encoder { get; }
     public TransformerWrapper Decoder { get; }
@@ -33,7 +30,6 @@ public sealed class XTransformer : nn.Module
 
     public XTransformer(XTransformerConfig c) : base(nameof(XTransformer))
     {
-        Runtime.TorchRuntime.EnsureLoaded();
         Config = c;
         Encoder = new TransformerWrapper(c.Encoder);
         Decoder = new TransformerWrapper(c.Decoder, c.TieTokenEmb ? Encoder.TokenEmbedding : null);

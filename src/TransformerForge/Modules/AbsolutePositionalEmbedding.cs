@@ -5,10 +5,8 @@ using static TorchSharp.torch;
 namespace TransformerForge.Modules;
 
 /// <summary>Learned absolute positions (GPT-style), scaled by dim^-0.5 as in x-transformers.</summary>
-public sealed class AbsolutePositionalEmbedding : nn.Module
+public sealed class AbsolutePositionalEmbedding : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     readonly Embedding _emb;
     readonly double _scale;
 

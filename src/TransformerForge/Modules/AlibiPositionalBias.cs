@@ -9,10 +9,8 @@ namespace TransformerForge.Modules;
 /// Only the first <c>alibi_num_heads</c> heads get a bias; the rest stay position-free. With <c>learned</c> the log
 /// slopes are parameters.
 /// </summary>
-public sealed class AlibiPositionalBias : nn.Module
+public sealed class AlibiPositionalBias : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     readonly int _alibiHeads;
 
     public AlibiPositionalBias(int alibiHeads, bool learned) : base(nameof(AlibiPositionalBias))
@@ -28,7 +26,7 @@ public sealed class AlibiPositionalBias : nn.Module
     public Tensor Forward(long heads, long j, Device device, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var slopes = get_parameter("learned_logslopes") is { } l ? l.exp() : get_buffer("slopes")!;
+        var slopes = (get_parameter("learned_logslopes") is { } l ? l.exp() : get_buffer("slopes")!).to(device);
         slopes = nn.functional.pad(slopes, new long[] { 0, 0, 0, 0, 0, heads - _alibiHeads });
         var pos = arange(j, device: device).to_type(slopes.dtype);
         return (pos.reshape(1, 1, 1, j) * slopes).to_type(dtype).MoveToOuterDisposeScope();

@@ -203,7 +203,7 @@ public sealed class Attention : Block
                 var causal = _o.Causal ? CausalMask(i, j, x.device) : null;
                 var blocked = Or(allowed?.logical_not(), causal);
                 var additive = bias ?? zeros(1, 1, i, j, dtype: x.dtype, device: x.device);
-                attnMaskArg = blocked is null ? additive : additive.masked_fill(blocked, maskValue);
+                attnMaskArg = blocked is null ? additive : additive.masked_fill(blocked, FusedMaskValue(x.dtype));
             }
             var fused = nn.functional.scaled_dot_product_attention(q, k, v, attnMaskArg, training ? _o.Dropout : 0.0, isCausal);
             return new BlockOutput(Finish(fused, x).MoveToOuterDisposeScope());
@@ -307,6 +307,13 @@ public sealed class Attention : Block
     };
 
     static Tensor? Or(Tensor? a, Tensor? b) => a is null ? b : b is null ? a : a.logical_or(b);
+
+    /// <summary>
+    /// Masked scores for the fused kernels. GPU kernels rescale scores (e.g. by log2 e) and would overflow the most negative
+    /// float to -inf, turning fully masked rows (padding queries) into NaN or zeros; a value far below any real score
+    /// but safely finite gives the same softmax: exactly 0 weight where masked, uniform weights on fully masked rows.
+    /// </summary>
+    static double FusedMaskValue(ScalarType dtype) => dtype == ScalarType.Float16 ? -30000.0 : -1e30;
 
     /// <summary>x-transformers masks with the most negative finite value, not -inf: fully masked rows become uniform, not NaN.</summary>
     internal static double MaxNeg(ScalarType dtype) => dtype switch

@@ -6,10 +6,8 @@ using static TorchSharp.torch;
 namespace TransformerForge.Modules;
 
 /// <summary>One residual layer as x-transformers stores it: <c>0</c> norm(s), <c>1</c> block, <c>2</c> residual join.</summary>
-public sealed class ResidualLayer : nn.Module
+public sealed class ResidualLayer : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public char Kind { get; }
     public nn.Module<Tensor, Tensor> Norm { get; }
     /// <summary>Sandwich norm (Ding et al. 2021, CogView): a second norm on the branch output.</summary>
@@ -34,10 +32,8 @@ public sealed record LayerIntermediates(IReadOnlyList<Tensor> Hiddens, IReadOnly
 /// The layer stack (x-transformers' <c>AttentionLayers</c>): self-attention 'a', cross-attention 'c' and feed-forward 'f'
 /// layers in the configured order, pre- or post-norm, with the positional scheme shared by all self-attention layers.
 /// </summary>
-public sealed class AttentionLayers : nn.Module
+public sealed class AttentionLayers : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public AttentionLayersConfig Config { get; }
     public int Dim => Config.Dim;
     public IReadOnlyList<char> LayerTypes { get; }

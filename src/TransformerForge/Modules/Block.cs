@@ -44,10 +44,8 @@ public readonly record struct BlockOutput(Tensor Output, Tensor? PreSoftmaxAttn 
 }
 
 /// <summary>A residual branch: attention, cross-attention or feed-forward, possibly wrapped (shift, scale, ReZero).</summary>
-public abstract class Block(string name) : nn.Module(name)
+public abstract class Block(string name) : ForgeModule(name)
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public abstract BlockOutput Forward(Tensor x, BlockInputs inputs);
 }
 

@@ -5,18 +5,14 @@ using static TorchSharp.torch;
 namespace TransformerForge.Modules;
 
 /// <summary>Squared ReLU (So et al. 2021, "Primer").</summary>
-public sealed class ReluSquared() : nn.Module<Tensor, Tensor>(nameof(ReluSquared))
+public sealed class ReluSquared() : ForgeModule<Tensor, Tensor>(nameof(ReluSquared))
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public override Tensor forward(Tensor x) => nn.functional.relu(x).square();
 }
 
 /// <summary>Gated linear unit with a chosen activation (Shazeer 2020, "GLU Variants Improve Transformer").</summary>
-public sealed class GLU : nn.Module<Tensor, Tensor>
+public sealed class GLU : ForgeModule<Tensor, Tensor>
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     readonly Linear _proj;
     readonly nn.Module<Tensor, Tensor> _act;
 

@@ -4,10 +4,8 @@ using static TorchSharp.torch;
 namespace TransformerForge.Modules;
 
 /// <summary>Sinusoidal positions (Vaswani et al. 2017), used by position-infused attention (Shortformer, Press et al. 2020).</summary>
-public sealed class FixedPositionalEmbedding : nn.Module
+public sealed class FixedPositionalEmbedding : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     readonly Tensor _invFreq;
 
     public FixedPositionalEmbedding(int dim) : base(nameof(FixedPositionalEmbedding))

@@ -5,10 +5,8 @@ using static TorchSharp.torch;
 namespace TransformerForge.Modules;
 
 /// <summary>RMSNorm (Zhang & Sennrich 2019): x / RMS(x) times a learned gain per feature (x-transformers' eps 1e-8).</summary>
-public sealed class RMSNorm : nn.Module<Tensor, Tensor>
+public sealed class RMSNorm : ForgeModule<Tensor, Tensor>
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     readonly double _scale, _eps;
 
     public RMSNorm(int dim, double eps = 1e-8) : base(nameof(RMSNorm))

@@ -8,10 +8,8 @@ namespace TransformerForge.Modules;
 /// T5's bucketed relative position bias (Raffel et al. 2019): a learned scalar per head and distance bucket, exact for
 /// near distances and log-spaced up to <c>max_distance</c>. Scaled by dim_head^0.5 as in x-transformers.
 /// </summary>
-public sealed class RelativePositionBias : nn.Module
+public sealed class RelativePositionBias : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     readonly Embedding _bias;
     readonly double _scale;
     readonly bool _causal;

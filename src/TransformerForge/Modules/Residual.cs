@@ -5,10 +5,8 @@ using static TorchSharp.torch;
 namespace TransformerForge.Modules;
 
 /// <summary>How a block's output joins the residual stream: plain addition, or a GRU gate (Parisotto et al. 2019).</summary>
-public abstract class ResidualJoin(string name) : nn.Module(name)
+public abstract class ResidualJoin(string name) : ForgeModule(name)
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public abstract Tensor Forward(Tensor output, Tensor residual);
 }
 

@@ -7,10 +7,8 @@ namespace TransformerForge.Modules;
 /// Rotary position embedding (RoFormer, Su et al. 2021). x-transformers 0.20 rotates the first <c>l</c> features of
 /// queries, keys and values, with frequencies over the rotary dimension.
 /// </summary>
-public sealed class RotaryEmbedding : nn.Module
+public sealed class RotaryEmbedding : ForgeModule
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     public RotaryEmbedding(int dim) : base(nameof(RotaryEmbedding))
     {
         register_buffer("inv_freq", 1.0 / pow(10000.0, arange(0, dim, 2, dtype: ScalarType.Float32) / dim));

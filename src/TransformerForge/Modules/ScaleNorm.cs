@@ -5,10 +5,8 @@ using static TorchSharp.torch;
 namespace TransformerForge.Modules;
 
 /// <summary>ScaleNorm (Nguyen & Salazar 2019): x / (‖x‖·dim^-0.5) times one learned scalar.</summary>
-public sealed class ScaleNorm : nn.Module<Tensor, Tensor>
+public sealed class ScaleNorm : ForgeModule<Tensor, Tensor>
 {
-    protected override void RegisterComponents() { } // children are registered by hand, under x-transformers' names
-
     readonly double _scale, _eps;
 
     public ScaleNorm(int dim, double eps = 1e-5) : base(nameof(ScaleNorm))

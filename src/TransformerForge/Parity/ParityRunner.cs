@@ -14,8 +14,9 @@ public sealed record ParityResult(string Case, bool Pass, double MaxRelativeErro
     static string Format(double e) => double.IsNaN(e) ? "-" : e.ToString("0.00e+00");
 }
 
-/// <summary>Computes a case's outputs at one precision: output name (without the f64./f32. prefix) → tensor.</summary>
-public delegate Dictionary<string, Tensor> ParityCall(ScalarType dtype);
+/// <summary>Builds a case's model at one precision and device, loads the reference weights and runs the reference call.</summary>
+/// <returns>The model and its outputs by name (without the f64./f32. prefix).</returns>
+public delegate (nn.Module Model, Dictionary<string, Tensor> Outputs) ParityCall(ScalarType dtype, Device device);
 
 /// <summary>
 /// Runs the parity fixtures: every case directory (one holding <c>case.json</c>) under a root is built from its
@@ -36,21 +37,22 @@ public static class ParityRunner
             .Select(f => Path.GetDirectoryName(f)!).OrderBy(d => d, StringComparer.Ordinal).ToList();
     }
 
-    public static IEnumerable<ParityResult> RunAll(string root)
+    public static IEnumerable<ParityResult> RunAll(string root, Device? device = null)
     {
-        foreach (var dir in FindCases(root)) yield return Run(dir, Path.GetRelativePath(root, dir));
+        foreach (var dir in FindCases(root)) yield return Run(dir, Path.GetRelativePath(root, dir), device);
     }
 
-    public static ParityResult Run(string caseDir, string? name = null)
+    public static ParityResult Run(string caseDir, string? name = null, Device? device = null)
     {
         name ??= Path.GetFileName(caseDir);
         Runtime.TorchRuntime.EnsureLoaded();
+        device ??= CPU;
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(caseDir, "case.json")));
             var call = CaseKinds.Prepare(caseDir, doc.RootElement);
             var io = SafeTensorsTorch.Load(Path.Combine(caseDir, "io.safetensors"));
-            try { return Compare(name, call, io); }
+            try { return Compare(name, call, io, device); }
             finally { foreach (var t in io.Values) t.Dispose(); }
         }
         catch (NotSupportedException e)
@@ -63,7 +65,7 @@ public static class ParityRunner
         }
     }
 
-    static ParityResult Compare(string name, ParityCall call, Dictionary<string, Tensor> io)
+    static ParityResult Compare(string name, ParityCall call, Dictionary<string, Tensor> io, Device device)
     {
         var worst = new Dictionary<ScalarType, double> { [ScalarType.Float64] = 0, [ScalarType.Float32] = 0 };
         var failures = new List<string>();
@@ -71,7 +73,7 @@ public static class ParityRunner
         {
             using var scope = NewDisposeScope();
             Dictionary<string, Tensor> outputs;
-            using (no_grad()) outputs = call(dtype);
+            using (no_grad()) outputs = call(dtype, device).Outputs;
             var expectedNames = io.Keys.Where(k => k.StartsWith(prefix)).Select(k => k[prefix.Length..]).ToList();
             if (expectedNames.Count == 0) throw new InvalidDataException($"io.safetensors has no {prefix}* outputs");
             foreach (var output in expectedNames)

@@ -42,7 +42,10 @@ public static class TorchRuntime
     /// <summary>Folder the libtorch libraries came from.</summary>
     public static string? LibTorchDir { get; private set; }
 
+    // A library module initializer is deliberate here: the resolver must be in place before TorchSharp's first P/Invoke.
+#pragma warning disable CA2255
     [ModuleInitializer]
+#pragma warning restore CA2255
     internal static void RegisterResolver()
     {
         try

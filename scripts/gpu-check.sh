@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# GPU check for TransformerForge, in two halves:
+#   scripts/gpu-check.sh pack   here (with .NET): publish tforge self-contained, without the CPU libtorch, plus the
+#                               parity fixtures, into .gpu/tforge.tar.xz (git-ignored; carry it to the GPU machine).
+#   scripts/gpu-check.sh run    there (no .NET, a CUDA PyTorch for python3): unpack, point the loader at PyTorch's
+#                               libraries and run `tforge info --device cuda`, the parity suite on CUDA (it touches every
+#                               operator the models use) and a few training steps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+
+case "$mode" in
+pack)
+  rm -rf .gpu && mkdir -p .gpu/stage
+  dotnet publish src/TransformerForge.Cli -c Release -r linux-x64 --self-contained -o .gpu/stage/tforge -p:DebugType=none >/dev/null
+  # The CUDA libtorch comes from PyTorch on the GPU machine: drop the bundled CPU one (keep TorchSharp's shim).
+  find .gpu/stage/tforge \( -name 'libtorch*.so' -o -name 'libc10*.so' -o -name 'libgomp*' -o -name 'libaoti*' \
+       -o -name 'libbackend_with_compiler.so' -o -name 'libjitbackend_test.so' -o -name 'libnnapi_backend.so' -o -name 'libshm.so' \) -delete
+  cp -r "${FIXTURES:-../shared/fixtures}" .gpu/stage/fixtures
+  tar -C .gpu/stage -cJf .gpu/tforge.tar.xz tforge fixtures
+  rm -rf .gpu/stage
+  ls -la .gpu/tforge.tar.xz
+  ;;
+run)
+  work=/tmp/tforge-gpu && rm -rf $work && mkdir -p $work && tar -C $work -xJf .gpu/tforge.tar.xz
+  torch_dir=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
+  nv=$(ls -d "$torch_dir"/../nvidia/*/lib 2>/dev/null | tr '\n' ':')
+  export LD_LIBRARY_PATH="$torch_dir/lib:${nv}${LD_LIBRARY_PATH:-}"
+  export TFORGE_LIBTORCH="$torch_dir/lib" TFORGE_CACHE=$work/cache
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+  python3 -c 'import torch;print("python torch", torch.__version__, "cuda", torch.version.cuda)'
+  t=$work/tforge/tforge
+  echo "== tforge info --device cuda"; $t info --device cuda
+  echo "== parity on CUDA (x-transformers)"; $t parity --fixtures $work/fixtures/xtransformers --device cuda | grep -v '^frame #'
+  if $t --help | grep -q ' train'; then
+    echo "== training steps on CUDA"; $t train --device cuda --steps 50 --out $work/run || true
+  fi
+  ;;
+*)
+  echo "usage: $0 pack|run" >&2; exit 2 ;;
+esac

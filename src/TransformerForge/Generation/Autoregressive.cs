@@ -1,0 +1,89 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TransformerForge.Generation;
+
+/// <summary>
+/// Autoregressive generation, as x-transformers' <c>AutoregressiveWrapper.generate</c> does it and with a KV cache:
+/// the prompt is fed once, then one token per step. Prompts of different lengths go in one batch left-padded, with a
+/// mask marking the real tokens. Past the model's <c>MaxSeqLen</c> the cache gives way to recomputing the last
+/// <c>MaxSeqLen</c> tokens each step (what x-transformers does throughout).
+/// </summary>
+public static class Autoregressive
+{
+    /// <summary>Generates <paramref name="maxNewTokens"/> tokens after <paramref name="prompt"/> [b, t]; returns them as [b, n].</summary>
+    public static Tensor Generate(ILanguageModel model, Tensor prompt, int maxNewTokens, SamplingOptions? options = null,
+        Tensor? promptMask = null, Action<Tensor>? onToken = null)
+    {
+        var o = options ?? new SamplingOptions();
+        o.Validate();
+        if (prompt.dim() != 2) throw new ArgumentException($"prompt must be [batch, length], got [{string.Join(", ", prompt.shape)}]");
+        if (prompt.shape[1] == 0) throw new ArgumentException("prompt must hold at least one token");
+        if (promptMask is not null && !promptMask.shape.SequenceEqual(prompt.shape)) throw new ArgumentException("prompt mask must have the prompt's shape");
+
+        var module = model as nn.Module;
+        bool wasTraining = module?.training ?? false;
+        module?.eval();
+        using var noGrad = no_grad();
+        var rng = o.Seed is { } seed ? new torch.Generator((ulong)seed, prompt.device) : null;
+
+        long b = prompt.shape[0];
+        var tokens = prompt.clone();
+        var mask = promptMask?.to_type(ScalarType.Bool).clone();
+        var finished = zeros(b, dtype: ScalarType.Bool, device: prompt.device);
+        IDecodingState? state = o.UseCache ? model.CreateDecodingState() : null;
+        var generated = new List<Tensor>();
+        try
+        {
+            for (int step = 0; step < maxNewTokens; step++)
+            {
+                using var scope = NewDisposeScope();
+                Tensor logits;
+                if (state is not null && tokens.shape[1] <= model.MaxSeqLen)
+                {
+                    // Cached: feed what the state has not seen (the prompt first, then one token).
+                    long seen = step == 0 ? 0 : tokens.shape[1] - 1;
+                    var fresh = tokens.narrow(1, seen, tokens.shape[1] - seen);
+                    var freshMask = mask?.narrow(1, seen, tokens.shape[1] - seen);
+                    logits = model.Logits(fresh, freshMask, state).select(1, -1);
+                }
+                else
+                {
+                    state?.Dispose();
+                    state = null;
+                    long window = Math.Min(tokens.shape[1], model.MaxSeqLen);
+                    var x = tokens.narrow(1, tokens.shape[1] - window, window);
+                    logits = model.Logits(x, mask?.narrow(1, tokens.shape[1] - window, window)).select(1, -1);
+                }
+                var next = Sampler.Sample(logits, o, rng);
+                if (o.EosToken is { } eos)
+                {
+                    next = next.masked_fill(finished.unsqueeze(1), o.PadValue);
+                    finished = finished.logical_or(next.squeeze(1).eq(eos)).DetachFromDisposeScope();
+                }
+                tokens = cat(new[] { tokens, next }, 1).DetachFromDisposeScope();
+                if (mask is not null) mask = cat(new[] { mask, ones(b, 1, dtype: ScalarType.Bool, device: mask.device) }, 1).DetachFromDisposeScope();
+                generated.Add(next.DetachFromDisposeScope());
+                onToken?.Invoke(next);
+                if (o.EosToken is not null && finished.all().item<bool>()) break;
+            }
+            return generated.Count == 0 ? zeros(b, 0, dtype: prompt.dtype, device: prompt.device) : cat(generated, 1);
+        }
+        finally
+        {
+            state?.Dispose();
+            module?.train(wasTraining);
+        }
+    }
+
+    /// <summary>Next-token cross-entropy (x-transformers' AutoregressiveWrapper forward): predict tokens[:, 1:] from tokens[:, :-1].</summary>
+    public static Tensor NextTokenLoss(ILanguageModel model, Tensor tokens, Tensor? mask = null, long ignoreIndex = -100)
+    {
+        long n = tokens.shape[1] - 1;
+        var input = tokens.narrow(1, 0, n);
+        var target = tokens.narrow(1, 1, n);
+        if (mask is not null && mask.shape[1] == tokens.shape[1]) mask = mask.narrow(1, 0, n);
+        var logits = model.Logits(input, mask);
+        return nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index: ignoreIndex);
+    }
+}
