@@ -69,7 +69,7 @@ public static class EvalCommand
         if (samples > 0)
         {
             module.eval();
-            foreach (var line in data.Samples(lm, data.DefaultGenerator(0), samples, 100, device)) Console.WriteLine($"  {line}");
+            foreach (var line in data.Samples(lm, data.DefaultSampling(0), samples, 100, device)) Console.WriteLine($"  {line}");
         }
         return 0;
     }

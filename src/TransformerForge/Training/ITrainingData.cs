@@ -28,11 +28,14 @@ public interface ITrainingData : IDisposable
     /// <summary>The fixed validation/held-out batches: the same examples on every call.</summary>
     IEnumerable<TrainingBatch> ValidationBatches(int batches, int batchSize);
 
-    /// <summary>Readable lines showing what the model does with held-out prompts now.</summary>
-    IReadOnlyList<string> Samples(ILanguageModel model, ITokenGenerator generator, int count, int length, Device device);
+    /// <summary>
+    /// Readable lines showing what the model does with held-out prompts now. <paramref name="sampling"/> should carry
+    /// a seed: without one, sampling would advance the global torch RNG and a resumed run would no longer match.
+    /// </summary>
+    IReadOnlyList<string> Samples(ILanguageModel model, SamplingOptions sampling, int count, int length, Device device);
 
-    /// <summary>The generator a run uses for <see cref="Samples"/> when none is given.</summary>
-    ITokenGenerator DefaultGenerator(ulong seed);
+    /// <summary>How a run samples when not told otherwise (greedy for tasks, temperature sampling for text), seeded.</summary>
+    SamplingOptions DefaultSampling(long seed);
 
     /// <summary>Writes what a saved model needs to read this data again (e.g. <c>tokenizer.json</c>) into <paramref name="directory"/>.</summary>
     void SaveFiles(string directory);

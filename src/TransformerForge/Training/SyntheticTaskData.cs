@@ -35,13 +35,13 @@ public sealed class SyntheticTaskData(ISyntheticTask task, TrainingDataSpec? spe
         return new TrainingBatch(input, target, mask);
     }
 
-    public IReadOnlyList<string> Samples(ILanguageModel model, ITokenGenerator generator, int count, int length, Device device)
+    public IReadOnlyList<string> Samples(ILanguageModel model, SamplingOptions sampling, int count, int length, Device device)
     {
         if (count == 0) return Array.Empty<string>();
         using var scope = NewDisposeScope();
         var examples = Task.HeldOut(count);
         var prompts = examples.Tokens.narrow(1, 0, Task.PromptLength);
-        var answers = generator.Generate(model, prompts.to(device), Task.AnswerLength).cpu();
+        var answers = Autoregressive.Generate(model, prompts.to(device), Task.AnswerLength, sampling).cpu();
         var lines = new List<string>();
         for (int b = 0; b < count; b++)
         {
@@ -54,7 +54,7 @@ public sealed class SyntheticTaskData(ISyntheticTask task, TrainingDataSpec? spe
     }
 
     /// <summary>Greedy: the answer of a task is deterministic, and greedy is what exact match measures.</summary>
-    public ITokenGenerator DefaultGenerator(ulong seed) => new SimpleTokenGenerator();
+    public SamplingOptions DefaultSampling(long seed) => new() { Greedy = true, Seed = seed };
 
     public void SaveFiles(string directory) { }
 

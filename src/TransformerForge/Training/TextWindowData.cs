@@ -68,13 +68,13 @@ public sealed class TextWindowData : ITrainingData
         return new TrainingBatch(windows.narrow(1, 0, n), windows.narrow(1, 1, n));
     }
 
-    public IReadOnlyList<string> Samples(ILanguageModel model, ITokenGenerator generator, int count, int length, Device device)
+    public IReadOnlyList<string> Samples(ILanguageModel model, SamplingOptions sampling, int count, int length, Device device)
     {
         if (count == 0) return Array.Empty<string>();
         using var scope = NewDisposeScope();
         int promptLength = Math.Min(32, InputLength);
         var prompts = _dataset.SampleBatch(DataSplit.Validation, count, promptLength - 1, new Random(ValidationSeed + 1)).to(device);
-        var continuation = generator.Generate(model, prompts, length).cpu();
+        var continuation = Autoregressive.Generate(model, prompts, length, sampling).cpu();
         var lines = new List<string>();
         for (int b = 0; b < count; b++)
         {
@@ -85,8 +85,8 @@ public sealed class TextWindowData : ITrainingData
         return lines;
     }
 
-    /// <summary>Text sampled at temperature 0.8: greedy decoding of a weak model only repeats itself.</summary>
-    public ITokenGenerator DefaultGenerator(ulong seed) => new SimpleTokenGenerator(0.8, seed);
+    /// <summary>Temperature 0.8 from a private seeded generator: greedy decoding of a weak model only repeats itself.</summary>
+    public SamplingOptions DefaultSampling(long seed) => new() { Temperature = 0.8, Seed = seed };
 
     static string OneLine(string s) => s.Replace("\r", "").Replace("\n", "⏎").Replace("\t", "⇥");
 

@@ -21,17 +21,17 @@ public sealed class Trainer : IDisposable
     readonly ILanguageModel _model;
     readonly ITrainingData _data;
     readonly AdamW _optimizer;
-    readonly ITokenGenerator _generator;
+    readonly SamplingOptions _sampling;
     readonly bool _ownsModel;
     double _elapsedBefore;
     long _tokensSeen;
 
     /// <param name="model">An <c>nn.Module</c> that is an <see cref="ILanguageModel"/>, already on the options' device.</param>
     /// <param name="config">Its configuration, written into checkpoints.</param>
-    public Trainer(nn.Module model, ModelConfig config, ITrainingData data, TrainOptions options, ITokenGenerator? generator = null)
-        : this(model, config, data, options, generator, ownsModel: false) { }
+    public Trainer(nn.Module model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling = null)
+        : this(model, config, data, options, sampling, ownsModel: false) { }
 
-    Trainer(nn.Module model, ModelConfig config, ITrainingData data, TrainOptions options, ITokenGenerator? generator, bool ownsModel)
+    Trainer(nn.Module model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling, bool ownsModel)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(config);
@@ -48,13 +48,15 @@ public sealed class Trainer : IDisposable
         Device = TorchRuntime.SelectDevice(options.Device);
         Schedule = LearningRateSchedule.From(options);
         _optimizer = new AdamW(ParameterGroups.Split(model, options.WeightDecay), options.Beta1, options.Beta2, options.Epsilon);
-        _generator = generator ?? data.DefaultGenerator((ulong)options.Seed);
+        _sampling = sampling ?? data.DefaultSampling(options.Seed);
+        if (_sampling.Seed is null && !_sampling.Greedy)
+            throw new ArgumentException("sampling options for a run's samples need a Seed: unseeded sampling advances the global torch RNG, and a resumed run would diverge");
         _ownsModel = ownsModel;
         ParameterCount = ParameterGroups.Unique(model).Sum(p => p.Parameter.NumberOfElements);
     }
 
     /// <summary>Seeds torch with <see cref="TrainOptions.Seed"/>, builds the model of <paramref name="config"/> on the options' device and a trainer for it.</summary>
-    public static Trainer Create(ModelConfig config, ITrainingData data, TrainOptions options, ITokenGenerator? generator = null)
+    public static Trainer Create(ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling = null)
     {
         options.Validate();
         CheckCausal(config);
@@ -64,7 +66,7 @@ public sealed class Trainer : IDisposable
         try
         {
             model.to(device);
-            return new Trainer(model, config, data, options, generator, ownsModel: true);
+            return new Trainer(model, config, data, options, sampling, ownsModel: true);
         }
         catch
         {
@@ -78,7 +80,7 @@ public sealed class Trainer : IDisposable
     /// state, step and torch RNG. With the checkpoint's own options (see <see cref="TrainerState.Options"/>) the
     /// remaining steps are those an uninterrupted run takes; <see cref="TrainOptions.Steps"/> may be raised to train longer.
     /// </summary>
-    public static Trainer Resume(string checkpoint, ITrainingData data, TrainOptions options, ITokenGenerator? generator = null)
+    public static Trainer Resume(string checkpoint, ITrainingData data, TrainOptions options, SamplingOptions? sampling = null)
     {
         options.Validate();
         var dir = Checkpoint.Resolve(checkpoint);
@@ -90,7 +92,7 @@ public sealed class Trainer : IDisposable
         {
             CheckCausal(config);
             model.to(TorchRuntime.SelectDevice(options.Device));
-            var trainer = new Trainer(model, config, data, options, generator, ownsModel: true);
+            var trainer = new Trainer(model, config, data, options, sampling, ownsModel: true);
             Checkpoint.LoadOptimizer(dir, trainer._optimizer);
             Checkpoint.RestoreRng(dir);
             trainer.Step = state.Step;
@@ -243,7 +245,7 @@ public sealed class Trainer : IDisposable
     public IReadOnlyList<string> Samples(int count)
     {
         _module.eval();
-        try { return _data.Samples(_model, _generator, count, Options.SampleLength, Device); }
+        try { return _data.Samples(_model, _sampling, count, Options.SampleLength, Device); }
         finally { _module.train(); }
     }
 
