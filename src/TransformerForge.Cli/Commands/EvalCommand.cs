@@ -19,8 +19,8 @@ public static class EvalCommand
         var task = new Option<string?>("--task") { Description = $"Synthetic task to evaluate on: {string.Join(", ", SyntheticTasks.Names)}." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --data when the model directory has no tokenizer.json." };
         var seqLen = new Option<int?>("--seq-len") { Description = "Window length for --data (default: the training window, or max_seq_len)." };
-        var batches = new Option<int>("--batches") { Description = "Validation batches.", DefaultValueFactory = _ => 8 };
-        var batch = new Option<int>("--batch") { Description = "Sequences per batch.", DefaultValueFactory = _ => 32 };
+        var batches = new Option<int?>("--batches") { Description = "Validation batches (default: the training run's, else 8)." };
+        var batch = new Option<int?>("--batch") { Description = "Sequences per batch (default: the training run's, else 32)." };
         var samples = new Option<int>("--samples") { Description = "Samples to print.", DefaultValueFactory = _ => 2 };
         var device = CliRunner.DeviceOption();
         var cmd = new Command("eval", "Evaluate a saved model: validation loss, perplexity, bits per byte/char, exact match for tasks.")
@@ -32,11 +32,15 @@ public static class EvalCommand
         return cmd;
     }
 
-    static int Run(string modelPath, string? dataPath, string? taskName, string? tokenizerKind, int? seqLen, int batches, int batch, int samples, string deviceSpec)
+    static int Run(string modelPath, string? dataPath, string? taskName, string? tokenizerKind, int? seqLen, int? batchesOption, int? batchOption,
+        int samples, string deviceSpec)
     {
         if (dataPath is not null && taskName is not null) throw new ArgumentException("give --data or --task, not both");
-        if (batches < 1 || batch < 1 || samples < 0) throw new ArgumentException("--batches and --batch must be positive and --samples not negative");
         var dir = ModelDir(modelPath);
+        // A checkpoint's own evaluation size, so eval reproduces the numbers its run printed.
+        var trained = File.Exists(Path.Combine(dir, TrainerState.FileName)) ? TrainerState.Load(dir).Options : null;
+        int batches = batchesOption ?? trained?.EvalBatches ?? 8, batch = batchOption ?? trained?.BatchSize ?? 32;
+        if (batches < 1 || batch < 1 || samples < 0) throw new ArgumentException("--batches and --batch must be positive and --samples not negative");
         var device = TorchRuntime.SelectDevice(deviceSpec);
         var saved = File.Exists(Path.Combine(dir, TrainingDataSpec.FileName)) ? TrainingDataSpec.Load(dir) : null;
         bool hasTokenizer = File.Exists(Path.Combine(dir, "tokenizer.json"));
