@@ -37,6 +37,7 @@ public sealed record TrainingDataSpec
         Kind = TaskKind, Task = task, Length = options?.Length, Symbols = options?.Symbols, Keys = options?.Keys, ReverseAnswer = options?.ReverseAnswer,
     };
 
+    [JsonIgnore]
     public SyntheticTaskOptions TaskOptions => new(Length, Symbols, Keys, ReverseAnswer);
 
     /// <summary>
