@@ -163,7 +163,7 @@ public static class TrainCommand
 
         DefaultThreads(q, !text);
         using var trainer = Trainer.Create(model, data, options);
-        Console.WriteLine($"model: {(q.Config ?? $"preset {presetName}")} ({ModelPresetsSummary(model)})");
+        Console.WriteLine($"model: {(q.Config ?? $"preset {presetName}")} ({DescribeModel(model)})");
         return TrainingConsole.Train(trainer);
     }
 
@@ -211,7 +211,7 @@ public static class TrainCommand
         _ => throw new ArgumentException($"--target-exact-match must be 0 (off) or in (0, 1], got {value}"),
     };
 
-    static string ModelPresetsSummary(ModelConfig c) => c is TransformerWrapperConfig t
+    static string DescribeModel(ModelConfig c) => c is TransformerWrapperConfig t
         ? $"{t.AttnLayers.Type}, dim {t.AttnLayers.Dim}, depth {t.AttnLayers.Depth}, heads {t.AttnLayers.Heads}, vocab {t.NumTokens}, max_seq_len {t.MaxSeqLen}"
         : c.Type;
 
