@@ -25,7 +25,10 @@ public static class Autoregressive
         bool wasTraining = module?.training ?? false;
         module?.eval();
         using var noGrad = no_grad();
-        var rng = o.Seed is { } seed ? new torch.Generator((ulong)seed, prompt.device) : null;
+        using var rng = o.Seed is { } seed ? new torch.Generator((ulong)seed, prompt.device) : null;
+        // Owns every tensor of the loop (each step's growing sequence, mask and tokens), so a call frees all it made
+        // but its result; without it the replaced tensors of each step would wait for the finalizer.
+        using var callScope = NewDisposeScope();
 
         long b = prompt.shape[0];
         var tokens = prompt.clone();
@@ -59,15 +62,16 @@ public static class Autoregressive
                 if (o.EosToken is { } eos)
                 {
                     next = next.masked_fill(finished.unsqueeze(1), o.PadValue);
-                    finished = finished.logical_or(next.squeeze(1).eq(eos)).DetachFromDisposeScope();
+                    finished = finished.logical_or(next.squeeze(1).eq(eos)).MoveToOuterDisposeScope();
                 }
-                tokens = cat(new[] { tokens, next }, 1).DetachFromDisposeScope();
-                if (mask is not null) mask = cat(new[] { mask, ones(b, 1, dtype: ScalarType.Bool, device: mask.device) }, 1).DetachFromDisposeScope();
-                generated.Add(next.DetachFromDisposeScope());
+                tokens = cat(new[] { tokens, next }, 1).MoveToOuterDisposeScope();
+                if (mask is not null) mask = cat(new[] { mask, ones(b, 1, dtype: ScalarType.Bool, device: mask.device) }, 1).MoveToOuterDisposeScope();
+                generated.Add(next.MoveToOuterDisposeScope());
                 onToken?.Invoke(next);
                 if (o.EosToken is not null && finished.all().item<bool>()) break;
             }
-            return generated.Count == 0 ? zeros(b, 0, dtype: prompt.dtype, device: prompt.device) : cat(generated, 1);
+            var result = generated.Count == 0 ? zeros(b, 0, dtype: prompt.dtype, device: prompt.device) : cat(generated, 1);
+            return result.MoveToOuterDisposeScope();
         }
         finally
         {
