@@ -65,6 +65,14 @@ public sealed record AttentionLayersConfig
     public bool AttnOnAttn { get; init; }
     public bool AttnGateValues { get; init; }
     public int? AttnMaxAttendPast { get; init; }
+    /// <summary>Primer's Multi-DConv-Head Attention: a causal depth-wise convolution after each q/k/v projection.</summary>
+    public bool AttnDconv { get; init; }
+    public int AttnDconvKernelSize { get; init; } = 3;
+    /// <summary>Kernels shared by the heads (labml: dim_head kernels) instead of one per projected channel (the paper).</summary>
+    public bool AttnDconvSharedHeads { get; init; }
+
+    /// <summary>Primer EZ (So et al. 2021): squared-ReLU feed-forward plus Multi-DConv-Head Attention.</summary>
+    public bool PrimerEz { get; init; }
 
     // ff_* : every feed-forward block
     public double FfMult { get; init; } = 4;
@@ -72,6 +80,11 @@ public sealed record AttentionLayersConfig
     public bool FfReluSquared { get; init; }
     public bool FfPostActLn { get; init; }
     public double FfDropout { get; init; }
+
+    /// <summary>Squared ReLU in the feed-forwards (set directly, or by the <c>primer_ez</c> preset).</summary>
+    public bool UsesReluSquared => FfReluSquared || PrimerEz;
+    /// <summary>Depth-wise convolutions after the q/k/v projections (set directly, or by <c>primer_ez</c>).</summary>
+    public bool UsesDconv => AttnDconv || PrimerEz;
 
     /// <summary>Whether self-attention is causal (Decoder, or AttentionLayers with <c>causal</c>).</summary>
     public bool IsCausal => Type == "Decoder" || (Type == "AttentionLayers" && Causal);
@@ -126,6 +139,10 @@ public sealed record AttentionLayersConfig
         .Bool("attn_on_attn", c => c.AttnOnAttn, (c, v) => c with { AttnOnAttn = v })
         .Bool("attn_gate_values", c => c.AttnGateValues, (c, v) => c with { AttnGateValues = v })
         .OptInt("attn_max_attend_past", c => c.AttnMaxAttendPast, (c, v) => c with { AttnMaxAttendPast = v })
+        .Bool("attn_dconv", c => c.AttnDconv, (c, v) => c with { AttnDconv = v })
+        .Int("attn_dconv_kernel_size", c => c.AttnDconvKernelSize, (c, v) => c with { AttnDconvKernelSize = v })
+        .Bool("attn_dconv_shared_heads", c => c.AttnDconvSharedHeads, (c, v) => c with { AttnDconvSharedHeads = v })
+        .Bool("primer_ez", c => c.PrimerEz, (c, v) => c with { PrimerEz = v })
         .Double("ff_mult", c => c.FfMult, (c, v) => c with { FfMult = v })
         .Bool("ff_glu", c => c.FfGlu, (c, v) => c with { FfGlu = v })
         .Bool("ff_relu_squared", c => c.FfReluSquared, (c, v) => c with { FfReluSquared = v })
@@ -209,6 +226,8 @@ public sealed record AttentionLayersConfig
         Check(AttnCollabCompression is > 0 and <= 1, "attn_collab_compression", "must be in (0, 1]");
         Check(!(AttnCollabHeads && (int)(AttnCollabCompression * AttnDimHead * Heads) < 1), "attn_collab_compression", "leaves no query/key dimension");
         Check(RotaryEmbDim is null or > 0, "rotary_emb_dim", "must be positive");
+        Check(AttnDconvKernelSize >= 1, "attn_dconv_kernel_size", "must be at least 1");
+        Check(!(UsesDconv && AttnCollabHeads), "attn_dconv", "depth-wise convolutions cannot be combined with attn_collab_heads (the query width differs per head)");
         if (RotaryPosEmb)
             Check(RotaryLength <= AttnDimHead, "rotary_emb_dim",
                 $"rotary dimension {RotaryLength} (at least 32, as in x-transformers) exceeds attn_dim_head {AttnDimHead}");

@@ -15,7 +15,7 @@ public static class ModelPresets
     public static string Describe(string name) => Canonical(name) switch
     {
         Vanilla => "GPT-style decoder: pre-norm, GELU feed-forward, learned absolute positions",
-        PrimerEz => "Primer EZ (So et al. 2021): the vanilla decoder with squared-ReLU feed-forward",
+        PrimerEz => "Primer EZ (So et al. 2021): the vanilla decoder with squared-ReLU feed-forward and multi-DConv-head attention",
         _ => throw Unknown(name),
     };
 
@@ -34,8 +34,7 @@ public static class ModelPresets
         layers = Canonical(name) switch
         {
             Vanilla => layers,
-            // TODO: also set Primer's multi-DConv-head attention (attn_dconv) once AttentionLayersConfig has it.
-            PrimerEz => layers with { FfReluSquared = true },
+            PrimerEz => layers with { PrimerEz = true },
             _ => throw Unknown(name),
         };
         var config = new TransformerWrapperConfig { NumTokens = numTokens, MaxSeqLen = maxSeqLen, AttnLayers = layers };

@@ -22,6 +22,9 @@ public sealed record AttentionOptions
     public bool GateValues { get; init; }
     public bool ZeroInitOutput { get; init; }
     public int? MaxAttendPast { get; init; }
+    /// <summary>Primer's depth-wise causal convolution width after q/k/v projections (null = none).</summary>
+    public int? DConvKernelSize { get; init; }
+    public bool DConvSharedHeads { get; init; }
 }
 
 /// <summary>
@@ -29,7 +32,7 @@ public sealed record AttentionOptions
 /// key/values (all-attention, Sukhbaatar et al. 2019), talking heads (Shazeer et al. 2020), collaborative heads
 /// (Cordonnier et al. 2020), top-k sparse attention (Zhao et al. 2019), entmax 1.5 (Peters et al. 2019),
 /// attention on attention (Huang et al. 2019), value gating (AlphaFold2), head scaling (NormFormer), residual attention
-/// (RealFormer, He et al. 2020). The plain case runs through libtorch's fused scaled_dot_product_attention.
+/// (RealFormer, He et al. 2020), multi-DConv-head attention (Primer, So et al. 2021). The plain case runs through libtorch's fused scaled_dot_product_attention.
 /// </summary>
 public sealed class Attention : Block
 {
@@ -39,6 +42,7 @@ public sealed class Attention : Block
     readonly Linear? _toVGate;
     readonly nn.Module<Tensor, Tensor> _toOut;
     readonly Dropout _dropout;
+    readonly CausalDepthwiseConv1d? _qConv, _kConv, _vConv;
 
     public Attention(int dim, AttentionOptions o) : base(nameof(Attention))
     {
@@ -56,6 +60,13 @@ public sealed class Attention : Block
         _toK = Module("to_k", nn.Linear(dim, qkDim, hasBias: false));
         _toV = Module("to_v", nn.Linear(dim, vDim, hasBias: false));
         _dropout = Module("dropout", nn.Dropout(o.Dropout));
+        if (o.DConvKernelSize is { } width)
+        {
+            int channels = o.DConvSharedHeads ? o.DimHead : qkDim;
+            _qConv = Module("to_q_dconv", new CausalDepthwiseConv1d(channels, width));
+            _kConv = Module("to_k_dconv", new CausalDepthwiseConv1d(channels, width));
+            _vConv = Module("to_v_dconv", new CausalDepthwiseConv1d(channels, width));
+        }
 
         if (o.GateValues)
         {
@@ -138,10 +149,19 @@ public sealed class Attention : Block
                 qInput = qInput + pia.Forward(n, total - n, x.dtype);
                 kInput = kInput + pia.Forward(kInput.shape[1], cached, x.dtype);
             }
-            q = SplitQ(_toQ.forward(qInput), h);
+            q = _toQ.forward(qInput);
             k = _toK.forward(kInput);
+            v = _toV.forward(kvInput);
+            if (_qConv is not null && !hasContext)
+            {
+                // Primer: each projected position also mixes in the (kernel - 1) positions before it.
+                q = DConv(_qConv, q, cache, 0);
+                k = DConv(_kConv!, k, cache, 1);
+                v = DConv(_vConv!, v, cache, 2);
+            }
+            q = SplitQ(q, h);
             k = _o.CollabHeads ? k.unsqueeze(1) : SplitHeads(k, h);
-            v = SplitHeads(_toV.forward(kvInput), h);
+            v = SplitHeads(v, h);
 
             if (pos?.RotaryFreqs is { } freqs)
             {
@@ -240,6 +260,14 @@ public sealed class Attention : Block
         return inputs.NeedAttention
             ? new BlockOutput(result, preSoftmaxAttn.MoveToOuterDisposeScope(), postSoftmaxAttn.MoveToOuterDisposeScope())
             : new BlockOutput(result);
+    }
+
+    /// <summary>Causal depth-wise convolution over the sequence, continuing from the cached last positions when decoding.</summary>
+    static Tensor DConv(CausalDepthwiseConv1d conv, Tensor x, LayerCache? cache, int slot)
+    {
+        var (output, history) = conv.Forward(x, cache?.ConvHistory[slot]);
+        if (cache is not null) LayerCache.Store(ref cache.ConvHistory[slot], history.detach());
+        return output;
     }
 
     bool CanUseFused(BlockInputs inputs, long j) =>

@@ -67,6 +67,10 @@ public sealed class AttentionLayers : ForgeModule
             SparseTopk = c.AttnSparseTopk, UseEntmax15 = c.AttnUseEntmax15, NumMemKv = c.AttnNumMemKv, OnAttn = c.AttnOnAttn,
             GateValues = c.AttnGateValues, ZeroInitOutput = c.ZeroInitBranchOutput, MaxAttendPast = c.AttnMaxAttendPast,
         };
+        var selfAttn = attn with
+        {
+            Causal = causal, DConvKernelSize = c.UsesDconv ? c.AttnDconvKernelSize : null, DConvSharedHeads = c.AttnDconvSharedHeads,
+        };
 
         var shifts = c.ShiftTokens.Count == 1 ? Enumerable.Repeat(c.ShiftTokens[0], LayerTypes.Count).ToArray() : c.ShiftTokens.ToArray();
         var list = new ModuleList<nn.Module>();
@@ -74,7 +78,7 @@ public sealed class AttentionLayers : ForgeModule
         {
             Block block = LayerTypes[i] switch
             {
-                'a' => new Attention(c.Dim, attn with { Causal = causal }),
+                'a' => new Attention(c.Dim, selfAttn),
                 'c' => new Attention(c.Dim, attn),
                 'f' => FeedForwardBlock(c),
                 var t => throw new ConfigException("custom_layers", $"invalid layer type '{t}'"),
@@ -93,7 +97,7 @@ public sealed class AttentionLayers : ForgeModule
 
     static Block FeedForwardBlock(AttentionLayersConfig c)
     {
-        Block ff = new FeedForward(c.Dim, mult: c.FfMult, glu: c.FfGlu, reluSquared: c.FfReluSquared, postActLn: c.FfPostActLn,
+        Block ff = new FeedForward(c.Dim, mult: c.FfMult, glu: c.FfGlu, reluSquared: c.UsesReluSquared, postActLn: c.FfPostActLn,
             dropout: c.FfDropout, zeroInitOutput: c.ZeroInitBranchOutput);
         return c.Macaron ? new Scale(0.5, ff) : ff;
     }

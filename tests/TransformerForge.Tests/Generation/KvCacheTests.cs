@@ -30,7 +30,7 @@ public class KvCacheTests
     {
         "absolute", "rotary", "alibi", "alibi_partial_learned", "t5", "position_infused", "persistent_mem_kv", "shift_tokens",
         "shift_tokens_per_layer", "memory_tokens", "residual_attn", "talking_heads", "sparse_topk", "entmax15", "collab_heads",
-        "macaron_sandwich", "gate_residual_rezero", "post_norm", "glu_relu_squared", "normformer", "value_gates_on_attn",
+        "macaron_sandwich", "gate_residual_rezero", "post_norm", "glu_relu_squared", "normformer", "value_gates_on_attn", "primer_ez", "primer_dconv_shared_heads_rotary",
     };
 
     static TransformerWrapper ModelFor(string scheme) => scheme switch
@@ -56,6 +56,8 @@ public class KvCacheTests
         "glu_relu_squared" => Model(c => c with { FfGlu = true, FfReluSquared = true, UseRmsnorm = true }),
         "normformer" => Model(c => c with { AttnHeadScale = true, FfPostActLn = true }),
         "value_gates_on_attn" => Model(c => c with { AttnGateValues = true, AttnOnAttn = true }),
+        "primer_ez" => Model(c => c with { PrimerEz = true }),
+        "primer_dconv_shared_heads_rotary" => Model(c => c with { AttnDconv = true, AttnDconvSharedHeads = true, AttnDconvKernelSize = 5, RotaryPosEmb = true }),
         _ => throw new ArgumentException(scheme),
     };
 
