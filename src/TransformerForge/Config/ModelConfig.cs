@@ -13,7 +13,7 @@ public abstract record ModelConfig
     public abstract string Type { get; }
 
     public static readonly string[] Types =
-        { "TransformerWrapper", "ContinuousTransformerWrapper", "ViTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender", "AttentionLayers" };
+        { "TransformerWrapper", "ContinuousTransformerWrapper", "ViTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender", "AttentionLayers", "FeedbackTransformer" };
 
     public static ModelConfig Parse(string json)
     {
@@ -52,6 +52,7 @@ public abstract record ModelConfig
             "ContinuousTransformerWrapper" => ContinuousTransformerWrapperConfig.FromJson(obj),
             "ViTransformerWrapper" => ViTransformerWrapperConfig.FromJson(obj),
             "XTransformer" => XTransformerConfig.FromJson(obj),
+            "FeedbackTransformer" => FeedbackTransformerConfig.FromJson(obj),
             "Encoder" or "Decoder" or "CrossAttender" or "AttentionLayers" => new AttentionLayersModelConfig(AttentionLayersConfig.FromJson(obj, "")),
             _ => throw new ConfigException("type", $"expected one of {string.Join(", ", Types)}, got {(type is null ? "nothing" : $"'{type}'")}"),
         };

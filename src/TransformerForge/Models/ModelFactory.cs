@@ -13,12 +13,8 @@ public static class ModelFactory
         ContinuousTransformerWrapperConfig c => new ContinuousTransformerWrapper(c),
         ViTransformerWrapperConfig c => new ViTransformerWrapper(c),
         XTransformerConfig c => new XTransformer(c),
-        AttentionLayersModelConfig c => CreateLayers(c.Layers),
+        FeedbackTransformerConfig c => new FeedbackLanguageModel(c.NumTokens, c.Dim, c.Heads, c.FeedForwardWidth, c.Depth, c.SharedKv, c.Dropout, c.MaxSeqLen - 1),
+        AttentionLayersModelConfig c => new AttentionLayers(c.Layers),
         _ => throw new ConfigException("type", $"no model for configuration type '{config.Type}'"),
     };
-
-    static AttentionLayers CreateLayers(AttentionLayersConfig c)
-    {
-        return new AttentionLayers(c);
-    }
 }
