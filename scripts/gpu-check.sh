@@ -4,7 +4,9 @@
 #                               parity fixtures, into .gpu/tforge.tar.xz (git-ignored; carry it to the GPU machine).
 #   scripts/gpu-check.sh run    there (no .NET, a CUDA PyTorch for python3): unpack, point the loader at PyTorch's
 #                               libraries and run `tforge info --device cuda`, the parity suite on CUDA (it touches every
-#                               operator the models use) and a few training steps.
+#                               operator the models use), the generation benchmark and a few training steps.
+#   scripts/gpu-check.sh results there: the docs/results.md experiment (vanilla vs Primer EZ on tinyshakespeare,
+#                               two seeds each, run side by side on the GPU); metrics land in $OUT (or ./results-gpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -17,11 +19,12 @@ pack)
   find .gpu/stage/tforge \( -name 'libtorch*.so' -o -name 'libc10*.so' -o -name 'libgomp*' -o -name 'libaoti*' \
        -o -name 'libbackend_with_compiler.so' -o -name 'libjitbackend_test.so' -o -name 'libnnapi_backend.so' -o -name 'libshm.so' \) -delete
   cp -r "${FIXTURES:-../shared/fixtures}" .gpu/stage/fixtures
-  tar -C .gpu/stage -cJf .gpu/tforge.tar.xz tforge fixtures
+  mkdir -p .gpu/stage/data && cp "${CORPUS:-../shared/data/tinyshakespeare.txt}" .gpu/stage/data/
+  tar -C .gpu/stage -cJf .gpu/tforge.tar.xz tforge fixtures data
   rm -rf .gpu/stage
   ls -la .gpu/tforge.tar.xz
   ;;
-run)
+run|results)
   work=/tmp/tforge-gpu && rm -rf $work && mkdir -p $work && tar -C $work -xJf .gpu/tforge.tar.xz
   torch_dir=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
   nv=$(ls -d "$torch_dir"/../nvidia/*/lib 2>/dev/null | tr '\n' ':')
@@ -32,9 +35,25 @@ run)
   t=$work/tforge/tforge
   echo "== tforge info --device cuda"; $t info --device cuda
   echo "== parity on CUDA (x-transformers)"; $t parity --fixtures $work/fixtures/xtransformers --device cuda | grep -v '^frame #'
-  if $t --help | grep -q ' train'; then
-    echo "== training steps on CUDA"; $t train --device cuda --steps 50 --out $work/run || true
+  if [ "$mode" = results ]; then
+    out=${OUT:-$PWD/results-gpu}; mkdir -p "$out"
+    # Same size and step budget for both models; two seeds each; the four runs share the GPU.
+    common="--data $work/data/tinyshakespeare.txt --tokenizer chars --dim 256 --depth 4 --heads 8 --seq-len 256 --batch 32
+            --steps ${STEPS:-2000} --lr 1e-3 --warmup 100 --eval-every 100 --eval-batches 16 --log-every 100 --sample-every 0
+            --checkpoint-every 100000 --device cuda"
+    for preset in vanilla primer-ez; do for seed in 1 2; do
+      $t train $common --preset $preset --seed $seed --out $work/runs/$preset-$seed > $work/$preset-$seed.log 2>&1 &
+    done; done
+    wait
+    for preset in vanilla primer-ez; do for seed in 1 2; do
+      tail -n 3 $work/$preset-$seed.log
+      cp $work/runs/$preset-$seed/metrics.jsonl "$out/$preset-$seed.jsonl"
+    done; done
+    exit 0
   fi
+  echo "== generation benchmark on CUDA"; $t bench generate --device cuda
+  echo "== training steps on CUDA (Primer EZ on tinyshakespeare)"
+  $t train --device cuda --data $work/data/tinyshakespeare.txt --tokenizer chars --steps 50 --eval-every 25 --out $work/run
   ;;
 *)
   echo "usage: $0 pack|run" >&2; exit 2 ;;

@@ -25,7 +25,8 @@ public static class Autoregressive
         bool wasTraining = module?.training ?? false;
         module?.eval();
         using var noGrad = no_grad();
-        using var rng = o.Seed is { } seed ? new torch.Generator((ulong)seed, prompt.device) : null;
+        // Seeded sampling draws on the CPU (see Sampler), so the same seed gives the same text on every device.
+        using var rng = o.Seed is { } seed ? new torch.Generator((ulong)seed) : null;
         // Owns every tensor of the loop (each step's growing sequence, mask and tokens), so a call frees all it made
         // but its result; without it the replaced tensors of each step would wait for the finalizer.
         using var callScope = NewDisposeScope();

@@ -16,7 +16,9 @@ public static class Sampler
         if (o.TopP is { } p) filtered = TopP(filtered, p);
         var scaled = filtered / o.Temperature;
         var probs = o.EntmaxAlpha is { } alpha ? EntmaxBisect.Apply(scaled, alpha) : scaled.softmax(-1);
-        return multinomial(probs, 1, generator: rng).MoveToOuterDisposeScope();
+        // A seeded generator lives on the CPU: draw there ([b, V] is small) and move the ids back.
+        var draw = rng is null ? multinomial(probs, 1) : multinomial(probs.cpu(), 1, generator: rng).to(logits.device);
+        return draw.MoveToOuterDisposeScope();
     }
 
     /// <summary>Keeps the k largest logits, sets the rest to -inf.</summary>
