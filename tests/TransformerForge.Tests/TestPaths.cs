@@ -42,4 +42,12 @@ internal static class TestPaths
     }
 
     public static string Fixture(params string[] parts) => Path.Combine([Fixtures, .. parts]);
+
+    /// <summary>The names of the x-transformers fixture cases, for theories that run once per case.</summary>
+    public static TheoryData<string> XTransformersCases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var dir in TransformerForge.Parity.ParityRunner.FindCases(Fixture("xtransformers"))) data.Add(Path.GetFileName(dir));
+        return data;
+    }
 }

@@ -22,12 +22,7 @@ public class GradientFlowTests
         ["xtransformer_cross_residual"] = new[] { "encoder.to_logits.weight", "encoder.to_logits.bias" },
     };
 
-    public static TheoryData<string> Cases()
-    {
-        var data = new TheoryData<string>();
-        foreach (var dir in ParityRunner.FindCases(TestPaths.Fixture("xtransformers"))) data.Add(Path.GetFileName(dir));
-        return data;
-    }
+    public static TheoryData<string> Cases() => TestPaths.XTransformersCases();
 
     [Theory]
     [MemberData(nameof(Cases))]

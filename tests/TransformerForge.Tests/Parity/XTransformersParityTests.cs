@@ -8,12 +8,7 @@ namespace TransformerForge.Tests.Parity;
 /// </summary>
 public class XTransformersParityTests
 {
-    public static TheoryData<string> Cases()
-    {
-        var data = new TheoryData<string>();
-        foreach (var dir in ParityRunner.FindCases(TestPaths.Fixture("xtransformers"))) data.Add(Path.GetFileName(dir));
-        return data;
-    }
+    public static TheoryData<string> Cases() => TestPaths.XTransformersCases();
 
     [Theory]
     [MemberData(nameof(Cases))]
