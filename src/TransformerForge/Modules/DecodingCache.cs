@@ -31,9 +31,8 @@ public sealed class DecodingCache : IDecodingState
     public Tensor? AppendMask(Tensor? mask, long batch, long n, long memLen, Device device)
     {
         if (mask is null && _keyMask is null) return null;
+        // Until the first mask arrives every earlier key (memories included: they come only on the first call) was visible.
         var old = _keyMask ?? ones(batch, KeyLength + memLen, dtype: ScalarType.Bool, device: device);
-        if (_keyMask is null && memLen > 0) { } // memories are visible: covered by the ones above
-        else if (memLen > 0) old = cat(new[] { old, ones(batch, memLen, dtype: ScalarType.Bool, device: device) }, 1);
         var full = cat(new[] { old, mask ?? ones(batch, n, dtype: ScalarType.Bool, device: device) }, 1);
         var keep = full.detach().DetachFromDisposeScope();
         _keyMask?.Dispose();
