@@ -28,7 +28,7 @@ public static class BenchCommand
             var dev = TorchRuntime.SelectDevice(r.GetValue(device)!);
             Console.WriteLine($"decoder dim {r.GetValue(dim)} depth {r.GetValue(depth)} heads {r.GetValue(heads)}, {r.GetValue(positions)} positions, " +
                               $"prompt 16, {r.GetValue(tokens)} new tokens, greedy, {dev}, {TorchSharp.torch.get_num_threads()} threads");
-            var rows = GenerationBenchmark.Run(dev, r.GetValue(tokens), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads), r.GetValue(positions), Console.WriteLine);
+            var rows = GenerationBenchmark.Run(dev, r.GetValue(tokens), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads), r.GetValue(positions)!, Console.WriteLine);
             Console.WriteLine($"speed-up of the cache: {rows[0].TokensPerSecond / rows[1].TokensPerSecond:F1}x");
             return rows.All(x => x.Note == "") ? 0 : 1;
         });
