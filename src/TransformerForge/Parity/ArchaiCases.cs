@@ -17,13 +17,7 @@ public static class ArchaiCases
     {
         var options = Options(c);
         var arch = c.TryGetProperty("arch_config", out var a) && a.ValueKind == JsonValueKind.Object ? a : (JsonElement?)null;
-        options = op switch
-        {
-            "sep_conv1d" => options with { SepConvKernelSize = Int(arch, "kernel_size") },
-            "sgconv" or "sgconv3" => options with { SGConvKernelSize = Int(arch, "kernel_size") },
-            "local_attn" => options with { WindowSize = Int(arch, "window_size") },
-            _ => options,
-        };
+        options = WithArchConfig(options, op, arch);
         var opHeads = c.GetProperty("op_heads").GetInt32();
         return Prepare(dir, () => TokenMixerFactory.Create(op, opHeads, options));
     }
@@ -38,13 +32,7 @@ public static class ArchaiCases
             var op = pair[0].GetString() ?? "";
             allocation.Add((op, pair[1].GetDouble()));
             JsonElement? arch = c.TryGetProperty(op, out var a) && a.ValueKind == JsonValueKind.Object ? a : null;
-            options = op switch
-            {
-                "sep_conv1d" => options with { SepConvKernelSize = Int(arch, "kernel_size") },
-                "sgconv" or "sgconv3" => options with { SGConvKernelSize = Int(arch, "kernel_size") },
-                "local_attn" => options with { WindowSize = Int(arch, "window_size") },
-                _ => options,
-            };
+            options = WithArchConfig(options, op, arch);
         }
         return Prepare(dir, () => MixedAttentionBlock.FromAllocation(allocation, options));
     }
@@ -72,6 +60,15 @@ public static class ArchaiCases
             MaxPositionEmbeddings: c.GetProperty("max_position_embeddings").GetInt32(),
             RotaryDim: rotary);
     }
+
+    /// <summary>The op's own arch config values (Archai ops with requires_extra_config); mha reads none.</summary>
+    static TokenMixerOptions WithArchConfig(TokenMixerOptions options, string op, JsonElement? arch) => op switch
+    {
+        "sep_conv1d" => options with { SepConvKernelSize = Int(arch, "kernel_size") },
+        "sgconv" or "sgconv3" => options with { SGConvKernelSize = Int(arch, "kernel_size") },
+        "local_attn" => options with { WindowSize = Int(arch, "window_size") },
+        _ => options,
+    };
 
     static int Int(JsonElement? arch, string name) =>
         arch is { } a && a.TryGetProperty(name, out var v) ? v.GetInt32()
