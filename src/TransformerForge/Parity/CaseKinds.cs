@@ -18,8 +18,8 @@ public static class CaseKinds
     {
         if (c.TryGetProperty("model", out var model)) return XTransformers(dir, model, c);
         if (c.TryGetProperty("module", out var module)) return LabmlCases.Prepare(dir, module.GetString() ?? "", c);
-        if (c.TryGetProperty("op", out var op)) throw new NotSupportedException($"Archai token mixer '{op.GetString()}'");
-        if (c.TryGetProperty("block", out var block)) throw new NotSupportedException($"Archai block '{block.GetString()}'");
+        if (c.TryGetProperty("op", out var op)) return ArchaiCases.PrepareOp(dir, op.GetString() ?? "", c);
+        if (c.TryGetProperty("block", out var block)) return ArchaiCases.PrepareBlock(dir, block.GetString() ?? "", c);
         throw new InvalidDataException("case.json has neither 'model', 'module', 'op' nor 'block'");
     }
 
