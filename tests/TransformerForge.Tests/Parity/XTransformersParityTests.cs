@@ -41,10 +41,21 @@ public class XTransformersParityTests
     }
 
     [Fact]
-    public void UnsupportedFamilyFailsWithNotSupported()
+    public void UnsupportedOptionFailsWithNotSupported()
     {
-        var result = ParityRunner.Run(TestPaths.Fixture("archai", "sgconv"), "sgconv");
-        Assert.False(result.Pass);
-        Assert.StartsWith("not supported:", result.Note);
+        // An op we do not implement (Archai's LSH attention has no fixture yet) fails the case and says so.
+        var tmp = Directory.CreateTempSubdirectory("tforge-parity-").FullName;
+        try
+        {
+            var src = TestPaths.Fixture("archai", "sgconv");
+            foreach (var f in Directory.GetFiles(src)) File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
+            var json = File.ReadAllText(Path.Combine(tmp, "case.json")).Replace("\"sgconv\"", "\"lsh_attn\"");
+            File.WriteAllText(Path.Combine(tmp, "case.json"), json);
+            var result = ParityRunner.Run(tmp, "lsh");
+            Assert.False(result.Pass);
+            Assert.StartsWith("not supported:", result.Note);
+            Assert.Contains("lsh_attn", result.Note);
+        }
+        finally { Directory.Delete(tmp, true); }
     }
 }
