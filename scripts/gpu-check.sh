@@ -34,7 +34,7 @@ run|results)
   python3 -c 'import torch;print("python torch", torch.__version__, "cuda", torch.version.cuda)'
   t=$work/tforge/tforge
   echo "== tforge info --device cuda"; $t info --device cuda
-  echo "== parity on CUDA (x-transformers)"; $t parity --fixtures $work/fixtures/xtransformers --device cuda | grep -v '^frame #'
+  echo "== parity on CUDA (all fixtures)"; $t parity --fixtures $work/fixtures --device cuda | grep -v '^frame #'
   if [ "$mode" = results ]; then
     out=${OUT:-$PWD/results-gpu}; mkdir -p "$out"
     # Same size and step budget for both models; two seeds each; the four runs share the GPU.
@@ -52,8 +52,12 @@ run|results)
     exit 0
   fi
   echo "== generation benchmark on CUDA"; $t bench generate --device cuda
-  echo "== training steps on CUDA (Primer EZ on tinyshakespeare)"
+  echo "== training steps on CUDA (Primer EZ on tinyshakespeare), then generation from the checkpoint"
   $t train --device cuda --data $work/data/tinyshakespeare.txt --tokenizer chars --steps 50 --eval-every 25 --out $work/run
+  $t generate --device cuda --model $work/run/checkpoint --prompt "ROMEO:" --tokens 80 --seed 1
+  echo "== Feedback Transformer (shared key/value) on CUDA: copy task, then generation"
+  printf '{ "type": "FeedbackTransformer", "num_tokens": 11, "dim": 64, "depth": 2, "heads": 4, "shared_kv": true, "max_seq_len": 32 }' > $work/fb.json
+  $t train --device cuda --config $work/fb.json --task copy --steps 60 --eval-every 30 --out $work/fb
   ;;
 *)
   echo "usage: $0 pack|run" >&2; exit 2 ;;
