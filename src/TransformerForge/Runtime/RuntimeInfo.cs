@@ -18,8 +18,13 @@ public static class RuntimeInfo
         yield return $"shim: {TorchRuntime.ShimPath}{(TorchRuntime.ShimPatched ? $" (patched copy: {GlibcxxPatch.Version} requirement made weak; this libstdc++ predates GCC 13)" : "")}";
         yield return $"device: {device}";
         yield return $"cuda available: {cuda.is_available()}{(cuda.is_available() ? $", {cuda.device_count()} device(s)" : "")}";
-        yield return $"threads: {get_num_threads()} intra-op, {Environment.ProcessorCount} logical processors";
+        yield return $"threads: {get_num_threads()} intra-op, {Environment.ProcessorCount} logical processors, OpenMP wait policy {WaitPolicy()}";
         yield return "native libraries loaded:";
         foreach (var lib in TorchRuntime.TorchLibraries()) yield return $"  {lib}";
     }
+
+    [DllImport("libc")]
+    static extern IntPtr getenv(string name);
+
+    static string WaitPolicy() => Marshal.PtrToStringAnsi(getenv("OMP_WAIT_POLICY")) ?? "default (spinning)";
 }

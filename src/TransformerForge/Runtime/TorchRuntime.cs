@@ -85,12 +85,29 @@ public static class TorchRuntime
             if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
                 throw new TorchRuntimeException("TransformerForge's runtime loader supports linux-x64 only.");
 
+            PreferSleepingThreads();
             if (backend == Backend.Cuda) LoadCuda(); else LoadCpu();
             _loaded = backend;
             // Let TorchSharp record the backend as loaded; its own probing resolves to what we loaded.
             torch.InitializeDeviceType(backend == Backend.Cuda ? DeviceType.CUDA : DeviceType.CPU);
         }
     }
+
+    /// <summary>
+    /// libtorch's OpenMP threads spin while they wait at a barrier. When another process wants the same cores (a test
+    /// run beside an editor, two jobs on a laptop) the spinning threads starve the working ones and small operations
+    /// get tens of times slower. Unless the user chose a policy, ask OpenMP to let waiting threads sleep; it reads the
+    /// setting once, when libtorch's libgomp is loaded, so this must run before that (and in the native environment,
+    /// which .NET's Environment.SetEnvironmentVariable does not change on Linux).
+    /// </summary>
+    static void PreferSleepingThreads()
+    {
+        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null && Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is null)
+            setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    }
+
+    [DllImport("libc", CharSet = CharSet.Ansi)]
+    static extern int setenv(string name, string value, int overwrite);
 
     /// <summary>Parses <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>, loads the matching backend and returns the device.</summary>
     public static Device SelectDevice(string spec)
