@@ -25,4 +25,17 @@ public class TorchRuntimeTests
         o.sum().backward();
         Assert.NotNull(q.grad);
     }
+
+    [Fact]
+    public void OpenMpThreadsSleepWhileWaitingUnlessTheUserChose()
+    {
+        TorchRuntime.EnsureLoaded();
+        var chosen = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? Environment.GetEnvironmentVariable("GOMP_SPINCOUNT");
+        var native = System.Runtime.InteropServices.Marshal.PtrToStringAnsi(getenv("OMP_WAIT_POLICY"));
+        if (chosen is null) Assert.Equal("PASSIVE", native);
+        Assert.Contains(RuntimeInfo.Describe(torch.CPU), l => l.Contains("OpenMP wait policy"));
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc")]
+    static extern IntPtr getenv(string name);
 }
