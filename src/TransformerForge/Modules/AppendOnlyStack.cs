@@ -107,8 +107,11 @@ public sealed class AppendOnlyStack : IDisposable
             _gradients?.Dispose();
             _gradients = grown;
         }
-        _gradients.narrow(0, 0, count).add_(gradient);
-        var newest = _gradients[count - 1].clone();
+        // The views are disposed here, not left to the caller's dispose scope: they would keep every accumulator
+        // alive until the training step ends.
+        using (var accumulated = _gradients.narrow(0, 0, count)) accumulated.add_(gradient);
+        Tensor newest;
+        using (var entry = _gradients[count - 1]) newest = entry.clone();
         // The read at count 1 is the last one autograd runs for this graph.
         if (count == 1) ReleaseGradients();
         return newest;
@@ -155,7 +158,17 @@ public sealed class AppendOnlyStack : IDisposable
         {
             var stack = (AppendOnlyStack)ctx.get_data("stack");
             var count = (long)ctx.get_data("count");
-            return [null!, null!, stack.AccumulateGradient(gradOutput, count)];
+            try
+            {
+                return [null!, null!, stack.AccumulateGradient(gradOutput, count)];
+            }
+            finally
+            {
+                // TorchSharp hands the gradient over in a new managed handle that nothing else disposes: without this,
+                // every read's [count, ...] gradient stays alive until the enclosing dispose scope ends or the GC
+                // runs, O(n²) memory over a sequence of n steps.
+                gradOutput.Dispose();
+            }
         }
     }
 }
