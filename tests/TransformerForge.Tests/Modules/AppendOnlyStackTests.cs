@@ -37,4 +37,22 @@ public class AppendOnlyStackTests
             .ToList();
         Assert.True(leftBehind.Count == 0, $"backward left {leftBehind.Count} tensors: {string.Join(" ", leftBehind.Take(5))}");
     }
+
+    /// <summary>
+    /// TorchSharp keeps a read-sized empty tensor per custom autograd node until backward; the stack frees it at once
+    /// through TorchSharp's private fields. This fails when a TorchSharp upgrade moves them (the stack then still
+    /// works, but each read holds that tensor again): see <c>AutogradOutputCache</c>.
+    /// </summary>
+    [Fact]
+    public void ReadsFreeTorchSharpsOutputCache()
+    {
+        using var scope = NewDisposeScope();
+        using var stack = new AppendOnlyStack();
+        var x = randn(3, 4, requires_grad: true);
+        stack.Append(x.tanh());
+        var read = stack.Read();
+        Assert.True(stack.LastReadDroppedOutputCache);
+        read.sum().backward();
+        Assert.NotNull(x.grad);
+    }
 }
