@@ -30,9 +30,17 @@ public sealed class AppendOnlyStack : IDisposable
     private Tensor? _newest;
     private Tensor? _lastRead;
     private long _lastReadCount = -1;
+    // Set by the read node's forward, so that Read can drop what TorchSharp caches for it.
+    private AutogradContext? _readContext;
 
     /// <summary>Number of entries appended so far.</summary>
     public long Count { get; private set; }
+
+    /// <summary>
+    /// Whether the last read with autograd freed TorchSharp's read-sized output cache at once
+    /// (<see cref="AutogradOutputCache"/>); without it each read holds a second [count, ...] tensor until backward.
+    /// </summary>
+    public bool LastReadDroppedOutputCache { get; private set; }
 
     /// <summary>Appends <paramref name="entry"/>; its gradient reaches it through later <see cref="Read"/>s.</summary>
     public void Append(Tensor entry)
@@ -56,9 +64,18 @@ public sealed class AppendOnlyStack : IDisposable
         if (Count == 0) throw new InvalidOperationException("the stack is empty");
         if (_lastReadCount == Count && _lastRead is { IsInvalid: false }) return _lastRead;
 
-        _lastRead = is_grad_enabled() && _newest is { IsInvalid: false }
-            ? ReadFunction.apply(this, Count, _newest)
-            : Alias(Count);
+        if (is_grad_enabled() && _newest is { IsInvalid: false })
+        {
+            _lastRead = ReadFunction.apply(this, Count, _newest);
+            // On a 2-layer Feedback LM at seq 256, batch 16 this halves the original variant's forward
+            // (docs/feedback-benchmark.md).
+            LastReadDroppedOutputCache = _readContext is not null && AutogradOutputCache.Drop(_readContext);
+            _readContext = null;
+        }
+        else
+        {
+            _lastRead = Alias(Count);
+        }
         _lastReadCount = Count;
         return _lastRead;
     }
@@ -107,8 +124,11 @@ public sealed class AppendOnlyStack : IDisposable
             _gradients?.Dispose();
             _gradients = grown;
         }
-        _gradients.narrow(0, 0, count).add_(gradient);
-        var newest = _gradients[count - 1].clone();
+        // The views are disposed here, not left to the caller's dispose scope: they would keep every accumulator
+        // alive until the training step ends.
+        using (var accumulated = _gradients.narrow(0, 0, count)) accumulated.add_(gradient);
+        Tensor newest;
+        using (var entry = _gradients[count - 1]) newest = entry.clone();
         // The read at count 1 is the last one autograd runs for this graph.
         if (count == 1) ReleaseGradients();
         return newest;
@@ -148,14 +168,37 @@ public sealed class AppendOnlyStack : IDisposable
             var (stack, count) = ((AppendOnlyStack)vars[0], (long)vars[1]);
             ctx.save_data("stack", stack);
             ctx.save_data("count", count);
-            return stack.Alias(count);
+            // backward makes its own zeros for an undefined gradient, so TorchSharp's output cache can go.
+            ctx.set_materialize_grads(false);
+            stack._readContext = ctx;
+            var read = stack.Alias(count);
+            ctx.save_data("shape", read.shape);
+            ctx.save_data("dtype", read.dtype);
+            ctx.save_data("device", read.device);
+            return read;
         }
 
         public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
         {
             var stack = (AppendOnlyStack)ctx.get_data("stack");
             var count = (long)ctx.get_data("count");
-            return [null!, null!, stack.AccumulateGradient(gradOutput, count)];
+            if (gradOutput.IsInvalid)
+            {
+                // The read reached the loss through no differentiable path: its gradient is zero.
+                gradOutput = zeros((long[])ctx.get_data("shape"), dtype: (ScalarType)ctx.get_data("dtype"),
+                    device: (Device)ctx.get_data("device"));
+            }
+            try
+            {
+                return [null!, null!, stack.AccumulateGradient(gradOutput, count)];
+            }
+            finally
+            {
+                // TorchSharp hands the gradient over in a new managed handle that nothing else disposes: without this,
+                // every read's [count, ...] gradient stays alive until the enclosing dispose scope ends or the GC
+                // runs, O(n²) memory over a sequence of n steps.
+                gradOutput.Dispose();
+            }
         }
     }
 }

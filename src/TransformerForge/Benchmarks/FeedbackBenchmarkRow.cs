@@ -1,0 +1,21 @@
+namespace TransformerForge.Benchmarks;
+
+/// <summary>
+/// One model's figures in <see cref="FeedbackBenchmark"/>. Times are medians over the timed steps (each phase's median
+/// on its own, so the phases need not add up to the step). Memory: peak RSS growth during training, in MiB.
+/// </summary>
+public sealed record FeedbackBenchmarkRow(
+    FeedbackBenchmarkModel Model,
+    int Layers,
+    long Parameters,
+    double TrainTokensPerSecond,
+    double StepSeconds,
+    double ForwardSeconds,
+    double BackwardSeconds,
+    double OptimizerSeconds,
+    double GenerateTokensPerSecond,
+    double PeakMemoryMiB,
+    string MemoryMethod)
+{
+    public string Name => FeedbackBenchmark.NameOf(Model);
+}
