@@ -16,8 +16,10 @@ namespace TransformerForge.Benchmarks;
 /// timed steps; tokens/s = batch · seq / median step time.</item>
 /// <item>Generation: greedy and cached (the KV cache for the Decoder, the feedback memory for the Feedback
 /// Transformer), batch 1; median of the timed runs.</item>
-/// <item>Memory: peak RSS growth over warm-up and timed training steps, from a baseline taken after the model and
-/// its optimizer exist (see <see cref="PeakMemoryMeter"/>).</item>
+/// <item>Memory (see <see cref="PeakMemoryMeter"/>): peak RSS growth over the warm-up and timed training steps, from a
+/// baseline taken after the model and its optimizer exist ("run": what training needed, first-step transients and
+/// the allocator's growth included); and over one more, untimed step started from a trimmed heap ("step": what a
+/// steady-state step needs).</item>
 /// </list>
 /// </summary>
 public static class FeedbackBenchmark
@@ -48,7 +50,7 @@ public static class FeedbackBenchmark
         {
             var row = RunModel(device, kind, options);
             log?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                $"{row.Name,-12} {row.Layers} layers: train {row.TrainTokensPerSecond,9:F0} tok/s, generate {row.GenerateTokensPerSecond,7:F1} tok/s, peak +{row.PeakMemoryMiB:F0} MiB"));
+                $"{row.Name,-12} {row.Layers} layers: train {row.TrainTokensPerSecond,9:F0} tok/s, generate {row.GenerateTokensPerSecond,7:F1} tok/s, peak +{row.RunPeakMemoryMiB:F0} / +{row.StepPeakMemoryMiB:F0} MiB"));
             rows.Add(row);
         }
         return rows;
@@ -70,23 +72,23 @@ public static class FeedbackBenchmark
         using var batch = randint(0, options.Vocabulary, [options.Batch, options.SeqLen + 1], device: device);
         using var prompt = randint(0, options.Vocabulary, [1, options.PromptLength], device: device);
 
-        var (step, forward, backward, optimizerStep, peak, method) = Train(module, model, optimizer, batch, device, options);
+        var train = Train(module, model, optimizer, batch, device, options);
         var generate = Generate(model, prompt, device, options);
 
         return new FeedbackBenchmarkRow(kind, options.Layers, parameters,
-            options.Batch * (double)options.SeqLen / step, step, forward, backward, optimizerStep,
-            options.NewTokens / generate, peak, method);
+            options.Batch * (double)options.SeqLen / train.Step, train.Step, train.Forward, train.Backward, train.Optimizer,
+            options.NewTokens / generate, train.RunPeakMiB, train.StepPeakMiB, train.Method);
     }
 
     /// <summary>Figures, then ratios: shared-KV over original, and each Feedback Transformer over the Decoder, per depth.</summary>
     public static IEnumerable<string> Table(IReadOnlyList<FeedbackBenchmarkRow> rows)
     {
         var c = CultureInfo.InvariantCulture;
-        yield return "model        layers  params  train tok/s  step ms (fwd / bwd / adamw)  gen tok/s  train peak RSS";
+        yield return "model        layers  params  train tok/s  step ms (fwd / bwd / adamw)  gen tok/s  peak RSS run / step";
         foreach (var r in rows)
-            yield return string.Format(c, "{0,-12} {1,6} {2,7:F2}M {3,12:F0} {4,8:F1} ({5,6:F1} / {6,6:F1} / {7,5:F1}) {8,10:F1} {9,11:F0} MiB",
+            yield return string.Format(c, "{0,-12} {1,6} {2,7:F2}M {3,12:F0} {4,8:F1} ({5,6:F1} / {6,6:F1} / {7,5:F1}) {8,10:F1} {9,8:F0} / {10,4:F0} MiB",
                 r.Name, r.Layers, r.Parameters / 1e6, r.TrainTokensPerSecond, r.StepSeconds * 1e3, r.ForwardSeconds * 1e3,
-                r.BackwardSeconds * 1e3, r.OptimizerSeconds * 1e3, r.GenerateTokensPerSecond, r.PeakMemoryMiB);
+                r.BackwardSeconds * 1e3, r.OptimizerSeconds * 1e3, r.GenerateTokensPerSecond, r.RunPeakMemoryMiB, r.StepPeakMemoryMiB);
 
         foreach (var depth in rows.GroupBy(r => r.Layers))
         {
@@ -97,22 +99,22 @@ public static class FeedbackBenchmark
             yield return "";
             yield return $"{depth.Key} layers:";
             if (original is not null && shared is not null)
-                yield return string.Format(c, "  feedback-kv / feedback: training {0:F2}x, generation {1:F2}x, memory {2:F2}x",
+                yield return string.Format(c, "  feedback-kv / feedback: training {0:F2}x, generation {1:F2}x, memory {2:F2}x run, {3:F2}x step",
                     shared.TrainTokensPerSecond / original.TrainTokensPerSecond,
                     shared.GenerateTokensPerSecond / original.GenerateTokensPerSecond,
-                    Ratio(shared.PeakMemoryMiB, original.PeakMemoryMiB));
+                    Ratio(shared.RunPeakMemoryMiB, original.RunPeakMemoryMiB), Ratio(shared.StepPeakMemoryMiB, original.StepPeakMemoryMiB));
             if (decoder is null) continue;
             foreach (var feedback in new[] { original, shared }.OfType<FeedbackBenchmarkRow>())
-                yield return string.Format(c, "  {0} / decoder: training {1:F3}x, generation {2:F2}x, memory {3:F2}x",
+                yield return string.Format(c, "  {0} / decoder: training {1:F3}x, generation {2:F2}x, memory {3:F2}x run, {4:F2}x step",
                     feedback.Name, feedback.TrainTokensPerSecond / decoder.TrainTokensPerSecond,
                     feedback.GenerateTokensPerSecond / decoder.GenerateTokensPerSecond,
-                    Ratio(feedback.PeakMemoryMiB, decoder.PeakMemoryMiB));
+                    Ratio(feedback.RunPeakMemoryMiB, decoder.RunPeakMemoryMiB), Ratio(feedback.StepPeakMemoryMiB, decoder.StepPeakMemoryMiB));
         }
         yield return "";
-        yield return $"train peak RSS: highest resident memory during the warm-up and timed training steps minus the " +
-                     $"resident memory just before them (model and optimizer built, freed heap returned with malloc_trim); " +
-                     $"peak found by {rows.FirstOrDefault()?.MemoryMethod ?? "-"}. It includes the allocator's own growth, " +
-                     $"which settles after some tens of steps: compare models run for the same number of steps.";
+        yield return "peak RSS, growth over resident memory (" + (rows.FirstOrDefault()?.MemoryMethod ?? "-") + "): run = over the " +
+                     "warm-up and timed steps, from just before the first (model and optimizer built, freed heap returned " +
+                     "with malloc_trim), so first-step transients and what the allocator keeps count; step = over one more " +
+                     "untimed step started from a trimmed heap, what a steady-state step needs.";
     }
 
     /// <summary>
@@ -145,7 +147,7 @@ public static class FeedbackBenchmark
             sharedKv: kind == FeedbackBenchmarkModel.FeedbackSharedKv, maxMemory: o.MaxMemory ?? o.NeededMemory),
     };
 
-    private static (double Step, double Forward, double Backward, double Optimizer, double PeakMiB, string Method) Train(
+    private static (double Step, double Forward, double Backward, double Optimizer, double RunPeakMiB, double StepPeakMiB, string Method) Train(
         nn.Module module, ILanguageModel model, optim.Optimizer optimizer, Tensor batch, Device device, FeedbackBenchmarkOptions o)
     {
         module.train();
@@ -153,28 +155,47 @@ public static class FeedbackBenchmark
         var forwards = new List<double>();
         var backwards = new List<double>();
         var optimizerSteps = new List<double>();
-        using var meter = PeakMemoryMeter.IsSupported ? PeakMemoryMeter.Start() : null;
-        for (var i = 0; i < o.WarmupSteps + o.Steps; i++)
+        double runPeak, stepPeak;
+        string method;
+        using (var meter = PeakMemoryMeter.IsSupported ? PeakMemoryMeter.Start() : null)
         {
-            // Every step's tensors are freed at its end, as a training loop should; otherwise memory waits for the GC.
-            using var scope = NewDisposeScope();
-            var clock = Stopwatch.StartNew();
-            var loss = Autoregressive.NextTokenLoss(model, batch);
-            var forward = Lap(clock, device);
-            loss.backward();
-            var backward = Lap(clock, device);
-            optimizer.step();
-            optimizer.zero_grad();
-            var optimizerStep = Lap(clock, device);
-            if (!double.IsFinite(loss.item<float>())) throw new InvalidOperationException("the training loss is not finite");
-            if (i < o.WarmupSteps) continue;
-            forwards.Add(forward);
-            backwards.Add(backward);
-            optimizerSteps.Add(optimizerStep);
-            steps.Add(forward + backward + optimizerStep);
+            for (var i = 0; i < o.WarmupSteps + o.Steps; i++)
+            {
+                var (forward, backward, optimizerStep) = TrainStep(model, optimizer, batch, device);
+                if (i < o.WarmupSteps) continue;
+                forwards.Add(forward);
+                backwards.Add(backward);
+                optimizerSteps.Add(optimizerStep);
+                steps.Add(forward + backward + optimizerStep);
+            }
+            runPeak = meter?.PeakGrowthMiB() ?? double.NaN;
+            method = meter?.Method ?? "not measured: no /proc/self/status here";
         }
-        return (Median(steps), Median(forwards), Median(backwards), Median(optimizerSteps),
-            meter?.PeakGrowthMiB() ?? double.NaN, meter?.Method ?? "nothing: no /proc/self/status here");
+        // Measured apart, after the timed steps: trimming the heap before each of them would slow them down.
+        using (var meter = PeakMemoryMeter.IsSupported ? PeakMemoryMeter.Start() : null)
+        {
+            TrainStep(model, optimizer, batch, device);
+            stepPeak = meter?.PeakGrowthMiB() ?? double.NaN;
+        }
+        return (Median(steps), Median(forwards), Median(backwards), Median(optimizerSteps), runPeak, stepPeak, method);
+    }
+
+    /// <summary>One training step; seconds of its forward, backward and optimizer phases.</summary>
+    private static (double Forward, double Backward, double Optimizer) TrainStep(ILanguageModel model, optim.Optimizer optimizer,
+        Tensor batch, Device device)
+    {
+        // Every step's tensors are freed at its end, as a training loop should; otherwise memory waits for the GC.
+        using var scope = NewDisposeScope();
+        var clock = Stopwatch.StartNew();
+        var loss = Autoregressive.NextTokenLoss(model, batch);
+        var forward = Lap(clock, device);
+        loss.backward();
+        var backward = Lap(clock, device);
+        optimizer.step();
+        optimizer.zero_grad();
+        var optimizerStep = Lap(clock, device);
+        if (!double.IsFinite(loss.item<float>())) throw new InvalidOperationException("the training loss is not finite");
+        return (forward, backward, optimizerStep);
     }
 
     /// <summary>Median seconds for <see cref="FeedbackBenchmarkOptions.NewTokens"/> greedy cached tokens.</summary>

@@ -2,7 +2,8 @@ namespace TransformerForge.Benchmarks;
 
 /// <summary>
 /// One model's figures in <see cref="FeedbackBenchmark"/>. Times are medians over the timed steps (each phase's median
-/// on its own, so the phases need not add up to the step). Memory: peak RSS growth during training, in MiB.
+/// on its own, so the phases need not add up to the step). Memory, in MiB of peak RSS growth: over the whole training
+/// run (<c>RunPeakMemoryMiB</c>), and during one more step started from a trimmed heap (<c>StepPeakMemoryMiB</c>).
 /// </summary>
 public sealed record FeedbackBenchmarkRow(
     FeedbackBenchmarkModel Model,
@@ -14,7 +15,8 @@ public sealed record FeedbackBenchmarkRow(
     double BackwardSeconds,
     double OptimizerSeconds,
     double GenerateTokensPerSecond,
-    double PeakMemoryMiB,
+    double RunPeakMemoryMiB,
+    double StepPeakMemoryMiB,
     string MemoryMethod)
 {
     public string Name => FeedbackBenchmark.NameOf(Model);
