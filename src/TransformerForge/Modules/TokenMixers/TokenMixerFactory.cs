@@ -10,7 +10,7 @@ public static class TokenMixerFactory
         "mha" => new RotaryMultiHeadAttention(o.HiddenSize, o.TotalHeads, opHeads, o.RotaryDim),
         "sep_conv1d" => new SeparableConv1d(o.HiddenSize, o.TotalHeads, opHeads, o.SepConvKernelSize),
         "sgconv" => new SGConv(o.HiddenSize, o.TotalHeads, opHeads, o.SGConvKernelSize, o.MaxPositionEmbeddings),
-        "sgconv3" => new SGConv3(o.HiddenSize, o.TotalHeads, opHeads, o.SGConvKernelSize, o.MaxPositionEmbeddings),
+        "sgconv3" => new SGConv(o.HiddenSize, o.TotalHeads, opHeads, o.SGConvKernelSize, o.MaxPositionEmbeddings, h3: true),
         "local_attn" => new LocalAttention(o.HiddenSize, o.TotalHeads, opHeads, o.WindowSize),
         _ => throw new NotSupportedException($"Archai op '{op}' (known: {string.Join(", ", OpNames)})"),
     };
