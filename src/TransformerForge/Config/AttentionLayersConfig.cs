@@ -208,7 +208,11 @@ public sealed record AttentionLayersConfig
         Check(Depth > 0, "depth", "must be a positive integer");
         Check(Heads > 0, "heads", "must be a positive integer");
         Check(AttnDimHead > 0, "attn_dim_head", "must be a positive integer");
-        Check(FfMult > 0, "ff_mult", "must be positive");
+        Check(FfMult > 0 && double.IsFinite(FfMult), "ff_mult", "must be a positive finite number");
+        // Sizes are ints in the modules: check the products before anything multiplies them unchecked.
+        Check((long)Heads * AttnDimHead <= int.MaxValue, "attn_dim_head", $"heads × attn_dim_head = {(long)Heads * AttnDimHead} exceeds {int.MaxValue}");
+        Check(Math.Floor(Dim * FfMult) is >= 1 and <= int.MaxValue, "ff_mult",
+            $"gives a feed-forward width of int({Dim} × {FfMult}) = {Math.Floor(Dim * FfMult)}; it must be between 1 and {int.MaxValue}");
         Check(AttnDropout is >= 0 and < 1, "attn_dropout", "must be in [0, 1)");
         Check(FfDropout is >= 0 and < 1, "ff_dropout", "must be in [0, 1)");
         Check(!(AlibiPosBias && RelPosBias), "alibi_pos_bias", "you can only choose ALiBi positional bias or T5 relative positional bias (rel_pos_bias), not both");
@@ -232,7 +236,11 @@ public sealed record AttentionLayersConfig
             Check(RotaryLength <= AttnDimHead, "rotary_emb_dim",
                 $"rotary dimension {RotaryLength} (at least 32, as in x-transformers) exceeds attn_dim_head {AttnDimHead}");
         Check(!(OnlyCross && !CrossAttend && Type != "CrossAttender"), "only_cross", "needs cross_attend");
+        Check(ShiftTokens.Count > 0, "shift_tokens", "must be an integer or a non-empty list");
         Check(ShiftTokens.All(s => s >= 0), "shift_tokens", "must not be negative");
+        // Each shift amount gets its own slice of the features (0..s causal, -s..s otherwise): at least one feature each.
+        long segments = ShiftTokens.Max() * (IsCausal ? 1L : 2L) + 1;
+        Check(segments <= Dim, "shift_tokens", $"{ShiftTokens.Max()} needs {segments} feature segments, more than dim {Dim}");
         if (CustomLayers is { } custom)
         {
             Check(custom.Count > 0 && custom.All(s => s is "a" or "c" or "f"), "custom_layers", "must be a non-empty list of 'a', 'c' and 'f'");
@@ -251,7 +259,9 @@ public sealed record AttentionLayersConfig
             Check(k > 0 && k <= Depth, "sandwich_coef", "sandwich coefficient should be between 1 and the depth");
         Check(new[] { CustomLayers is not null, ParRatio is not null, SandwichCoef is not null }.Count(b => b) <= 1, "custom_layers",
             "choose at most one of custom_layers, par_ratio and sandwich_coef");
-        var n = LayerTypes().Count;
+        // Counted, not listed: LayerTypes() of depth 2^31 would allocate gigabytes before any size check.
+        var (selfAttn, crossAttn, feedForward) = Models.ModelSize.LayerCounts(this);
+        long n = selfAttn + crossAttn + feedForward;
         Check(ShiftTokens.Count == 1 || ShiftTokens.Count == n, "shift_tokens", $"a list must have one value per layer ({n} layers)");
     }
 

@@ -51,8 +51,22 @@ public sealed class TextDataset : IDisposable
             Tokenize(path, files, tokenizer, options.ChunkChars, tokenPath, fingerprint);
             built = true;
         }
-        return new TextDataset(Path.GetFullPath(path), files, tokenizer, TokenFile.Open(tokenPath), options.TrainFraction, built);
+        var contentHash = ContentHash(path, tokenPath, built);
+        return new TextDataset(Path.GetFullPath(path), files, tokenizer, TokenFile.Open(tokenPath), options.TrainFraction, built) { ContentSha256 = contentHash };
     }
+
+    /// <summary>The corpus's <see cref="CorpusFiles.ContentSha256"/>, kept beside the token file so a cached open does not reread the corpus.</summary>
+    static string ContentHash(string path, string tokenPath, bool built)
+    {
+        var side = tokenPath + ".sha256";
+        if (!built && File.Exists(side) && File.ReadAllText(side).Trim() is { Length: 64 } cached && cached.All(char.IsAsciiHexDigitLower)) return cached;
+        var hash = CorpusFiles.ContentSha256(path);
+        File.WriteAllText(side, hash);
+        return hash;
+    }
+
+    /// <summary>SHA-256 of the corpus content (see <see cref="CorpusFiles.ContentSha256"/>): identifies it wherever it lies.</summary>
+    public string ContentSha256 { get; private init; } = "";
 
     public string SourcePath { get; }
     public IReadOnlyList<string> Files { get; }

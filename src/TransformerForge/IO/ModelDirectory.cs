@@ -49,6 +49,16 @@ public static class ModelDirectory
 
     public static (ModelConfig Config, torch.nn.Module Model) Load(string directory)
     {
+        var loaded = Open(directory);
+        return (loaded.Config, loaded.Model);
+    }
+
+    /// <summary>
+    /// Loads a model directory: the configuration is validated and the model's size checked against the memory
+    /// available before anything is allocated, then the weights are loaded (dtypes as <paramref name="policy"/> says).
+    /// </summary>
+    public static LoadedModel Open(string directory, WeightDTypePolicy policy = WeightDTypePolicy.Exact)
+    {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"model directory '{directory}' does not exist");
         var configPath = Path.Combine(directory, ConfigFile);
         var weightsPath = Path.Combine(directory, WeightsFile);
@@ -56,7 +66,18 @@ public static class ModelDirectory
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"'{directory}' is not a model directory: {WeightsFile} is missing", weightsPath);
         var config = ModelConfig.Load(configPath);
         var model = ModelFactory.Create(config);
-        StateDict.Load(model, weightsPath);
-        return (config, model);
+        try
+        {
+            var report = StateDict.Load(model, weightsPath, policy);
+            return new LoadedModel(config, model, report);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 }
+
+/// <summary>A model read from a directory, with what loading its weights reported.</summary>
+public sealed record LoadedModel(ModelConfig Config, torch.nn.Module Model, StateDictLoadReport Report);

@@ -1,13 +1,25 @@
 using TorchSharp;
 using TransformerForge.Config;
 using TransformerForge.Modules;
+using TransformerForge.Runtime;
 
 namespace TransformerForge.Models;
 
 /// <summary>Builds the module a configuration describes; the one place that maps config types to model classes.</summary>
 public static class ModelFactory
 {
-    public static torch.nn.Module Create(ModelConfig config) => config switch
+    /// <summary>
+    /// Builds the model on the CPU after checking that its parameters fit the memory available (see
+    /// <see cref="MemoryGuard"/>): an oversized configuration is refused with its estimate before anything is allocated.
+    /// </summary>
+    public static torch.nn.Module Create(ModelConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        MemoryGuard.EnsureFits(ModelSize.ForParameters(config), torch.CPU, "building the model");
+        return Build(config);
+    }
+
+    static torch.nn.Module Build(ModelConfig config) => config switch
     {
         TransformerWrapperConfig c => new TransformerWrapper(c),
         ContinuousTransformerWrapperConfig c => new ContinuousTransformerWrapper(c),
