@@ -151,6 +151,25 @@ public sealed class TextDataset : IDisposable
     {
         using var writer = new TokenFile.Writer(tokenPath, tokenizer.VocabSize, fingerprint);
         var ids = new List<int>(chunkChars);   // reused: per-chunk garbage would let the GC heap grow with the corpus rate
+        if (tokenizer is IByteLevelTokenizer bytes)
+        {
+            // The file's own bytes, not decoded text: invalid UTF-8 and byte-order marks stay exactly as they are.
+            var buffer = new byte[chunkChars];
+            foreach (var file in files)
+            {
+                using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+                int read;
+                while ((read = stream.Read(buffer)) > 0)
+                {
+                    ids.Clear();
+                    bytes.EncodeBytes(buffer.AsSpan(0, read), ids);
+                    writer.Append(CollectionsMarshal.AsSpan(ids));
+                }
+            }
+            if (writer.Count == 0) throw Empty(source, files);
+            writer.Complete();
+            return;
+        }
         foreach (var file in files)
         {
             foreach (var chunk in TextChunker.Read(file, chunkChars))
@@ -181,7 +200,8 @@ public sealed class TextDataset : IDisposable
     /// <summary>Identifies the exact input of a token file: tokenizer definition plus each file's path, size and modification time.</summary>
     static byte[] Fingerprint(IReadOnlyList<string> files, ITokenizer tokenizer)
     {
-        var sb = new StringBuilder("tforge-tokens\n").Append(tokenizer.ToJson()).Append('\n');
+        // v2: byte-level tokenizers read raw bytes (v1 decoded UTF-8 first), so v1 token files are not reused.
+        var sb = new StringBuilder("tforge-tokens v2\n").Append(tokenizer.ToJson()).Append('\n');
         foreach (var f in files)
         {
             var info = new FileInfo(f);
