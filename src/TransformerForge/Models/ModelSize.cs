@@ -171,7 +171,7 @@ public static class ModelSize
     /// How many self-attention, cross-attention and feed-forward layers the stack has, by arithmetic on the layer
     /// order's rules (<see cref="AttentionLayersConfig.LayerTypes"/> would list them, which for depth 2^31 is 4 GB).
     /// </summary>
-    internal static (long SelfAttention, long CrossAttention, long FeedForward) LayerCounts(AttentionLayersConfig c)
+    public static (long SelfAttention, long CrossAttention, long FeedForward) LayerCounts(AttentionLayersConfig c)
     {
         if (c.CustomLayers is { } custom)
             return (custom.Count(s => s == "a"), custom.Count(s => s == "c"), custom.Count(s => s == "f"));
