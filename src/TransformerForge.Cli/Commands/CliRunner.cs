@@ -106,7 +106,7 @@ public static partial class CliRunner
     }
 
     /// <summary>Replaces .NET type names (e.g. <c>System.Nullable`1[System.Int32]</c>) with words.</summary>
-    internal static string Friendly(string message) => TypeName().Replace(message, m => m.Groups["type"].Value switch
+    public static string Friendly(string message) => TypeName().Replace(message, m => m.Groups["type"].Value switch
     {
         "Int32" or "Int64" => "an integer",
         "Double" or "Single" => "a number",
