@@ -129,7 +129,7 @@ public partial class InputFuzzTests(ITestOutputHelper output)
             Interlocked.Increment(ref accepted);
         }, iter: Iterations(4000), threads: 1);
         output.WriteLine($"safetensors: {accepted} accepted, {refused} refused in {watch.Elapsed.TotalSeconds:F1} s");
-        Assert.True(refused > 1000 && accepted > 100, $"the mutations should both break and keep files ({accepted} accepted, {refused} refused)");
+        Assert.True(refused > 1000 && accepted > 30, $"the mutations should both break and keep files ({accepted} accepted, {refused} refused)");
     }
 
     // ---- configurations ---------------------------------------------------------------------------------------------
@@ -219,6 +219,6 @@ public partial class InputFuzzTests(ITestOutputHelper output)
             catch (MemoryLimitException) { }
         }, iter: Iterations(1000), threads: 1);
         output.WriteLine($"configurations: {accepted} accepted ({built} built), {refused} refused in {watch.Elapsed.TotalSeconds:F1} s");
-        Assert.True(refused > 200 && built > 30, $"the mutations should both break and keep configurations ({accepted} accepted, {built} built, {refused} refused)");
+        Assert.True(refused > 200 && built > 20, $"the mutations should both break and keep configurations ({accepted} accepted, {built} built, {refused} refused)");
     }
 }
