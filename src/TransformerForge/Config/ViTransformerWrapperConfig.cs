@@ -30,6 +30,8 @@ public sealed record ViTransformerWrapperConfig : ModelConfig
         if (c.PatchSize <= 0 || c.ImageSize <= 0) throw new ConfigException("patch_size", "image_size and patch_size must be positive");
         if (c.ImageSize % c.PatchSize != 0) throw new ConfigException("patch_size", "image dimensions must be divisible by the patch size");
         if (c.NumClasses is <= 0) throw new ConfigException("num_classes", "must be a positive integer");
+        if (c.Dropout is < 0 or >= 1) throw new ConfigException("dropout", "must be in [0, 1)");
+        if (c.EmbDropout is < 0 or >= 1) throw new ConfigException("emb_dropout", "must be in [0, 1)");
         return c;
     }
 

@@ -131,7 +131,7 @@ public sealed class Attention : Block
         var bias = PositionBias(positions, i, j, x.device, x.dtype);
 
         // 5. Scores and weighted values: libtorch's fused kernel, or step by step where an option needs the scores.
-        if (CanUseFused(inputs, j))
+        if (UsesFusedKernel(inputs, j))
             return new BlockOutput(Combine(FusedAttention(q, k, v, mask, bias), x).MoveToOuterDisposeScope());
         var (outHeads, preSoftmax, postSoftmax) = ExplicitAttention(q, k, v, mask, bias, inputs.PrevAttn);
 
@@ -201,7 +201,12 @@ public sealed class Attention : Block
         return (_o.CollabHeads ? k.expand(-1, _heads, -1, -1) : k, v);
     }
 
-    bool CanUseFused(BlockInputs inputs, long keys) =>
+    /// <summary>
+    /// Whether a call with <paramref name="inputs"/> over <paramref name="keys"/> keys runs libtorch's fused kernel:
+    /// unless an option needs the score matrix itself (talking heads, collaborative heads, entmax, top-k below the key
+    /// count, residual attention, returned attention maps). Every mask and position bias goes through either path.
+    /// </summary>
+    public bool UsesFusedKernel(BlockInputs inputs, long keys) =>
         !inputs.NeedAttention && inputs.PrevAttn is null && !_o.TalkingHeads && !_o.CollabHeads && !_o.UseEntmax15
         && (_o.SparseTopk is null || _o.SparseTopk >= keys);
 

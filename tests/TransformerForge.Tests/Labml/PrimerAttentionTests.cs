@@ -109,6 +109,36 @@ public class PrimerAttentionTests(ITestOutputHelper output)
         Assert.Equal(new float[] { 0, 0, 0, 0 }, y[0, .., 1].data<float>().ToArray());
     }
 
+    /// <summary>
+    /// The labml fixture through a layer stack built from JSON with <c>primer_ez</c>: labml's weights load into its
+    /// first attention block (the block users train) and give labml's outputs. <c>attn_dconv_shared_heads</c> and
+    /// <c>attn_qkv_bias</c> are what make the shapes fit.
+    /// </summary>
+    [Fact]
+    public void LabmlFixtureRunsThroughThePrimerEzBlockOfAJsonDecoder()
+    {
+        const string json = """
+            { "type": "Decoder", "dim": 32, "depth": 1, "heads": 4, "attn_dim_head": 8,
+              "primer_ez": true, "attn_dconv_shared_heads": true, "attn_qkv_bias": true }
+            """;
+        var config = Assert.IsType<AttentionLayersModelConfig>(ModelConfig.Parse(json));
+        using var layers = new AttentionLayers(config.Layers);
+        var block = Assert.IsType<Attention>(layers.named_modules().Single(m => m.name == "layers.0.1").module);
+        Assert.True(block.Causal);
+
+        var dir = TestPaths.Fixture("labml", "primer_mdha");
+        var weights = TransformerForge.IO.SafeTensorsTorch.Load(Path.Combine(dir, "weights.safetensors"));
+        TransformerForge.IO.StateDict.Load(block, weights.ToDictionary(w => LabmlCases.PrimerName(w.Key), w => w.Value), "primer_mdha");
+        block.to(ScalarType.Float64).eval();
+        var io = TransformerForge.IO.SafeTensorsTorch.Load(Path.Combine(dir, "io.safetensors"));
+        using var _ = no_grad();
+        // labml's layout is [seq, batch, d_model].
+        var ours = block.Forward(io["in.x"].to_type(ScalarType.Float64).transpose(0, 1), new BlockInputs()).Output.transpose(0, 1);
+        var error = ParityRunner.RelativeError(ours, io["f64.out"]);
+        output.WriteLine($"primer_mdha through a JSON primer_ez decoder's block: {error:E3}");
+        Assert.True(error <= ParityRunner.F64Tolerance, $"{error:E3}");
+    }
+
     [Fact]
     public void LabmlNamesMapOntoAttention()
     {
