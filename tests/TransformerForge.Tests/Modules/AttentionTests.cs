@@ -94,6 +94,39 @@ public class AttentionTests
         Assert.True(diff < 1e-12, $"{maskCase}: fused and explicit differ by {diff:E3}");
     }
 
+    /// <summary>
+    /// The mask builder against a hand-written reference: with causality, <c>max_attend_past</c>, an attn_mask, key
+    /// padding and persistent memory together, a query's attention weights are non-zero exactly on the keys every rule
+    /// allows (distances and causality count the memory key/values as x-transformers 0.20 does). Padded queries are skipped.
+    /// </summary>
+    [Fact]
+    public void EveryRuleHidesExactlyItsKeys()
+    {
+        const int n = 6, memKv = 2, past = 2, j = memKv + n;
+        using var attention = Build(new AttentionOptions { NumMemKv = memKv, MaxAttendPast = past });
+        using var _ = no_grad();
+        manual_seed(5);
+        var mask = Padding(2, n, 2);
+        var attnMask = rand(n, j).gt(0.3);
+        for (int q = 0; q < n; q++) attnMask[q, memKv + q] = tensor(true);
+        var inputs = new BlockInputs { Mask = mask, AttnMask = attnMask, NeedAttention = true };
+        var weights = attention.Forward(randn(2, n, Dim, dtype: ScalarType.Float64), inputs).PostSoftmaxAttn!;
+
+        for (int b = 0; b < 2; b++)
+            for (int q = 0; q < n; q++)
+            {
+                if (!mask[b, q].item<bool>()) continue;
+                int position = j - n + q;   // the query's index among the keys
+                for (int k = 0; k < j; k++)
+                {
+                    bool visible = (k < memKv || mask[b, k - memKv].item<bool>()) && attnMask[q, k].item<bool>()
+                        && position - k <= past && k <= position;
+                    for (int h = 0; h < Heads; h++)
+                        Assert.True(visible == (weights[b, h, q, k].item<double>() > 0), $"batch {b}, query {q}, key {k}, head {h}: expected {(visible ? "visible" : "hidden")}");
+                }
+            }
+    }
+
     /// <summary>The fused kernel's reach: every option that does not need the score matrix runs on it.</summary>
     [Theory]
     [InlineData("plain", true)]
