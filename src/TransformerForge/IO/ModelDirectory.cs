@@ -49,15 +49,30 @@ public static class ModelDirectory
 
     public static (ModelConfig Config, torch.nn.Module Model) Load(string directory)
     {
-        var loaded = Open(directory);
-        return (loaded.Config, loaded.Model);
+        var (config, model, _) = Load(directory, ModelFactory.Create, WeightDTypePolicy.Exact);
+        return (config, model);
+    }
+
+    /// <summary>A saved token language model; any other model type is a <see cref="ConfigException"/> naming <c>type</c>.</summary>
+    public static (ModelConfig Config, LanguageModel Model) LoadLanguageModel(string directory)
+    {
+        var (config, model, _) = Load(directory, ModelFactory.CreateLanguageModel, WeightDTypePolicy.Exact);
+        return (config, model);
     }
 
     /// <summary>
-    /// Loads a model directory: the configuration is validated and the model's size checked against the memory
-    /// available before anything is allocated, then the weights are loaded (dtypes as <paramref name="policy"/> says).
+    /// Loads a model directory with a chosen weight dtype policy, and what loading the weights reported (e.g. the
+    /// tensors widened from F16/BF16). The configuration is validated and the model's size checked against the memory
+    /// available before anything is allocated.
     /// </summary>
     public static LoadedModel Open(string directory, WeightDTypePolicy policy = WeightDTypePolicy.Exact)
+    {
+        var (config, model, report) = Load(directory, ModelFactory.Create, policy);
+        return new LoadedModel(config, model, report);
+    }
+
+    static (ModelConfig Config, T Model, StateDictLoadReport Report) Load<T>(string directory, Func<ModelConfig, T> create, WeightDTypePolicy policy)
+        where T : torch.nn.Module
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"model directory '{directory}' does not exist");
         var configPath = Path.Combine(directory, ConfigFile);
@@ -65,11 +80,10 @@ public static class ModelDirectory
         if (!File.Exists(configPath)) throw new FileNotFoundException($"'{directory}' is not a model directory: {ConfigFile} is missing", configPath);
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"'{directory}' is not a model directory: {WeightsFile} is missing", weightsPath);
         var config = ModelConfig.Load(configPath);
-        var model = ModelFactory.Create(config);
+        var model = create(config);
         try
         {
-            var report = StateDict.Load(model, weightsPath, policy);
-            return new LoadedModel(config, model, report);
+            return (config, model, StateDict.Load(model, weightsPath, policy));
         }
         catch
         {

@@ -122,31 +122,33 @@ public static class ModelSize
         n = checked(n + layers * perLayer);
         n = checked(n + selfAttn * Attention(c, self: true));
         n = checked(n + crossAttn * Attention(c, self: false));
-        n = checked(n + ff * FeedForward(dim, c.FfMult, c.FfGlu, c.FfPostActLn, dim));
+        n = checked(n + ff * FeedForward(dim, c.Ff.Mult, c.Ff.Glu, c.Ff.PostActLn, dim));
         return n;
     }
 
     static long Attention(AttentionLayersConfig c, bool self)
     {
-        long dim = c.Dim, h = c.Heads, dh = c.AttnDimHead;
+        var o = self ? c.SelfAttn : c.CrossAttn;
+        long dim = c.Dim, h = c.Heads, dh = o.DimHead;
         long qk = checked(h * dh), v = qk;
         long n = 0;
-        if (c.AttnCollabHeads)
+        if (o.CollabHeads)
         {
-            qk = (long)(c.AttnCollabCompression * qk);
+            qk = (long)(o.CollabCompression * qk);
             n = checked(h * qk);                                                       // collab_mixing
         }
         n = checked(n + 2 * dim * qk + dim * v);                                       // to_q, to_k, to_v
-        if (self && c.UsesDconv)
+        if (o.QkvBias) n = checked(n + 2 * qk + v);
+        if (o.Dconv)
         {
-            long channels = c.AttnDconvSharedHeads ? dh : qk;
-            n = checked(n + 3 * (channels * c.AttnDconvKernelSize + channels));      // to_{q,k,v}_dconv
+            long channels = o.DconvSharedHeads ? dh : qk;
+            n = checked(n + 3 * (channels * o.DconvKernelSize + channels));          // to_{q,k,v}_dconv
         }
-        if (c.AttnGateValues) n = checked(n + Linear(dim, v));
-        if (c.AttnTalkingHeads) n = checked(n + 2 * h * h);
-        if (c.AttnHeadScale) n = checked(n + h);
-        n = checked(n + 2 * h * c.AttnNumMemKv * dh);                                  // mem_k, mem_v
-        return checked(n + (c.AttnOnAttn ? Linear(v, 2 * dim) : Linear(v, dim)));    // to_out
+        if (o.GateValues) n = checked(n + Linear(dim, v));
+        if (o.TalkingHeads) n = checked(n + 2 * h * h);
+        if (o.HeadScale) n = checked(n + h);
+        n = checked(n + 2 * h * o.NumMemKv * dh);                                      // mem_k, mem_v
+        return checked(n + (o.OnAttn ? Linear(v, 2 * dim) : Linear(v, dim)));        // to_out
     }
 
     static long FeedForward(long dim, double mult, bool glu, bool postActLn, long dimOut)
@@ -204,8 +206,8 @@ public static class ModelSize
         XTransformerConfig c => new(c.Decoder.AttnLayers, c.Decoder.NumTokens, 0),
         AttentionLayersModelConfig c => new(c.Layers, 0, 0),
         // Feedback: every step attends over all earlier steps of every layer's memory.
-        FeedbackTransformerConfig c => new(new AttentionLayersConfig { Dim = c.Dim, Depth = c.Depth, Heads = c.Heads, AttnDimHead = c.Dim / c.Heads,
-            FfMult = (double)c.FeedForwardWidth / c.Dim }, c.NumTokens, 0),
+        FeedbackTransformerConfig c => new(new AttentionLayersConfig { Dim = c.Dim, Depth = c.Depth, Heads = c.Heads,
+            Attn = new AttentionOptions { DimHead = c.Dim / c.Heads }, Ff = new FeedForwardOptions { Mult = (double)c.FeedForwardWidth / c.Dim } }, c.NumTokens, 0),
         _ => null,
     };
 
@@ -213,9 +215,9 @@ public static class ModelSize
     static long InferenceActivations(StackShape s, long b, long n)
     {
         var c = s.Layers;
-        long keys = checked(n + s.ExtraKeys + c.AttnNumMemKv);
-        long attention = checked(b * c.Heads * n * keys * 2 + b * n * c.Heads * c.AttnDimHead * 4);
-        long ff = checked(b * n * Inner(c.Dim, c.FfMult) * (c.FfGlu ? 3 : 2));
+        long keys = checked(n + s.ExtraKeys + c.Attn.NumMemKv);
+        long attention = checked(b * c.Heads * n * keys * 2 + b * n * c.Heads * c.Attn.DimHead * 4);
+        long ff = checked(b * n * Inner(c.Dim, c.Ff.Mult) * (c.Ff.Glu ? 3 : 2));
         return checked(Math.Max(attention, ff) + 3 * b * n * c.Dim + 2 * b * n * s.Vocabulary);
     }
 
@@ -229,10 +231,10 @@ public static class ModelSize
         var c = s.Layers;
         var (selfAttn, crossAttn, ff) = LayerCounts(c);
         long bnd = checked(b * n * c.Dim);
-        long keys = checked(n + s.ExtraKeys + c.AttnNumMemKv);
-        long attention = checked(3 * bnd + 4 * b * n * c.Heads * c.AttnDimHead + 3 * b * c.Heads * n * keys);
-        long inner = Inner(c.Dim, c.FfMult);
-        long feedForward = checked(3 * bnd + b * n * inner * (c.FfGlu ? 3 : 2) + (c.FfPostActLn ? b * n * inner : 0));
+        long keys = checked(n + s.ExtraKeys + c.Attn.NumMemKv);
+        long attention = checked(3 * bnd + 4 * b * n * c.Heads * c.Attn.DimHead + 3 * b * c.Heads * n * keys);
+        long inner = Inner(c.Dim, c.Ff.Mult);
+        long feedForward = checked(3 * bnd + b * n * inner * (c.Ff.Glu ? 3 : 2) + (c.Ff.PostActLn ? b * n * inner : 0));
         long layers = checked((selfAttn + crossAttn) * attention + ff * feedForward);
         return checked(layers + 2 * bnd + 3 * b * n * s.Vocabulary);
     }
