@@ -26,7 +26,7 @@ public class ConfigHardeningTests
     {
         Assert.Equal("attn_layers.ff_mult", Refused(""", "ff_mult": 1e400""").Key);
         // From C# the JSON reader is not involved: the record's validation catches it.
-        var layers = new AttentionLayersConfig { Dim = 16, Depth = 1, FfMult = double.PositiveInfinity };
+        var layers = new AttentionLayersConfig { Dim = 16, Depth = 1, Ff = new FeedForwardOptions { Mult = double.PositiveInfinity } };
         Assert.Equal("ff_mult", Assert.Throws<ConfigException>(() => layers.Validate()).Key);
     }
 
@@ -60,11 +60,11 @@ public class ConfigHardeningTests
     {
         var configs = new[]
         {
-            new AttentionLayersConfig { Type = "Decoder", Dim = 8, Depth = 5, Macaron = true },
-            new AttentionLayersConfig { Type = "Decoder", Dim = 8, Depth = 4, SandwichCoef = 3 },
-            new AttentionLayersConfig { Type = "AttentionLayers", Dim = 8, Depth = 6, CrossAttend = true, ParRatio = 5 },
-            new AttentionLayersConfig { Type = "CrossAttender", Dim = 8, Depth = 3 },
-            new AttentionLayersConfig { Type = "Encoder", Dim = 8, Depth = 1, CustomLayers = ["a", "f", "a"] },
+            new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = 8, Depth = 5, Macaron = true },
+            new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = 8, Depth = 4, SandwichCoef = 3 },
+            new AttentionLayersConfig { Type = LayerStackType.AttentionLayers, Dim = 8, Depth = 6, CrossAttend = true, ParRatio = 5 },
+            new AttentionLayersConfig { Type = LayerStackType.CrossAttender, Dim = 8, Depth = 3 },
+            new AttentionLayersConfig { Type = LayerStackType.Encoder, Dim = 8, Depth = 1, CustomLayers = ["a", "f", "a"] },
         };
         foreach (var c in configs)
         {
