@@ -58,9 +58,9 @@ public class CliGenerateTests : IClassFixture<CliGenerateTests.TextRun>
 
 /// <summary>
 /// Signals and the run lock, with real processes: a second training on the same --out is refused while the first one
-/// runs on; SIGTERM and SIGHUP stop a run after its step with a checkpoint, like Ctrl+C. Timing-sensitive, so alone.
+/// runs on; SIGTERM and SIGHUP stop a run after its step with a checkpoint, like Ctrl+C. (It waits for steps rather than
+/// time, so it can run beside other tests.)
 /// </summary>
-[Collection(SerialCollection.Name)]
 public class CliSignalAndLockTests
 {
     static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
@@ -120,6 +120,13 @@ public class CliSignalAndLockTests
         Assert.Contains("SIGHUP: stopping", resumed.Stderr);
         Assert.True(TrainerState.Load(Checkpoint.Resolve(run)).Step >= stopped + 2);
     }
+
+}
+
+/// <summary>Resuming from the command line: a moved corpus, and the library's resume rules in one line.</summary>
+public class CliResumeTests
+{
+    static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
 
     [Fact]
     public void ResumeAcceptsAMovedCorpusByItsContent()
