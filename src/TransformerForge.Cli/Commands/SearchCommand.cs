@@ -47,7 +47,7 @@ public static class SearchCommand
         var hurdleMin = new Option<int?>("--hurdle-min-trials") { Description = "Earlier trials needed before a hurdle applies (default 5)." };
         var population = new Option<int?>("--population") { Description = "Evolution: population (the last N finished trials; default 20)." };
         var sample = new Option<int?>("--sample-size") { Description = "Evolution: tournament size (default 5)." };
-        var mutation = new Option<double?>("--mutation-prob") { Description = "Chance each choice is re-drawn in a mutation (default min(0.3, 2/choices))." };
+        var mutation = new Option<double?>("--mutation-prob") { Description = "Chance each choice is re-drawn in a mutation (default min(0.3, 1/choices))." };
         var crossover = new Option<double?>("--crossover-prob") { Description = "Evolution: chance a child is a crossover of two tournament winners (default 0)." };
         var initial = new Option<int?>("--initial-random") { Description = "Pareto: random trials before evolving the front (default 10)." };
         var eta = new Option<int?>("--eta") { Description = "Successive halving: keep the top 1/eta of a rung (default 3)." };

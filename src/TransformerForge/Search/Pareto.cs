@@ -32,17 +32,29 @@ public static class Pareto
     /// <summary>The non-dominated complete trials, by trial number (one per set of equal values: the first found).</summary>
     public static IReadOnlyList<TrialRecord> Front(IEnumerable<TrialRecord> trials, IReadOnlyList<Objective> objectives)
     {
+        // In lexicographic order of the losses, anything that dominates a trial comes before it, and is either on the
+        // front or dominated by a member that then dominates the trial too: checking the front so far is enough.
         var scored = trials.Select(t => (Trial: t, Losses: Losses(t, objectives))).Where(x => x.Losses is not null)
-            .OrderBy(x => x.Trial.Number).ToList();
-        var front = new List<TrialRecord>();
-        for (int i = 0; i < scored.Count; i++)
+            .OrderBy(x => x.Losses!, LexicographicComparer.Instance).ThenBy(x => x.Trial.Number).ToList();
+        var front = new List<(TrialRecord Trial, double[] Losses)>();
+        foreach (var (trial, losses) in scored)
+            if (!front.Any(f => Dominates(f.Losses, losses!) || f.Losses.SequenceEqual(losses!))) front.Add((trial, losses!));
+        return front.Select(f => f.Trial).OrderBy(t => t.Number).ToList();
+    }
+
+    sealed class LexicographicComparer : IComparer<double[]>
+    {
+        public static readonly LexicographicComparer Instance = new();
+
+        public int Compare(double[]? a, double[]? b)
         {
-            bool dominated = false;
-            for (int j = 0; j < scored.Count && !dominated; j++)
-                dominated = j != i && (Dominates(scored[j].Losses!, scored[i].Losses!) || j < i && scored[j].Losses!.SequenceEqual(scored[i].Losses!));
-            if (!dominated) front.Add(scored[i].Trial);
+            for (int i = 0; i < a!.Length; i++)
+            {
+                int c = a[i].CompareTo(b![i]);
+                if (c != 0) return c;
+            }
+            return 0;
         }
-        return front;
     }
 
     /// <summary>The best complete trial on the primary objective (ties: the earliest), or null.</summary>

@@ -28,7 +28,7 @@ public sealed class RegularizedEvolution : ISearchAlgorithm
 
     public int Population { get; }
     public int SampleSize { get; }
-    /// <summary>Chance that each parameter is re-drawn; null: min(0.3, 2 / parameters), about two changes per child.</summary>
+    /// <summary>Chance that each parameter is re-drawn; null: min(0.3, 1 / parameters), one or two changes per child.</summary>
     public double? MutationProbability { get; }
     public double CrossoverProbability { get; }
     public string Name => AlgorithmName;
@@ -39,7 +39,7 @@ public sealed class RegularizedEvolution : ISearchAlgorithm
         ["mutation_probability"] = MutationProbability, ["crossover_probability"] = CrossoverProbability,
     };
 
-    public static double DefaultMutationProbability(int parameters) => Math.Min(0.3, 2.0 / Math.Max(1, parameters));
+    public static double DefaultMutationProbability(int parameters) => Math.Min(0.3, 1.0 / Math.Max(1, parameters));
 
     public Proposal? Ask(AskContext context)
     {
