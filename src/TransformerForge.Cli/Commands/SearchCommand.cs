@@ -130,7 +130,7 @@ public static class SearchCommand
         var study = SearchSetup.OpenOrCreate(storage, request);
         var (candidates, settings) = SearchSetup.Prepare(study);
         var (file, args) = SelfInvocation();
-        var evaluator = new ProcessTrialEvaluator(file, [.. args, "search", "trial"]);
+        var evaluator = new ProcessTrialEvaluator(file, [.. args, "search", "trial", "--study", study.Name]);
         var console = new SearchConsole(study, verbose);
         var worker = new SearchWorker(storage, study, evaluator, candidates, settings, workerOptions, console);
         console.Start(storage.Trials(study.Id), storage.Path);
@@ -168,7 +168,11 @@ public static class SearchCommand
 
     static Command CreateTrial()
     {
-        var cmd = new Command("trial", "Evaluate one trial (the child process of a search: request on standard input, result on standard output).") { Hidden = true };
+        // --study and --trial only label the process for ps; the request on standard input says everything.
+        var study = new Option<string?>("--study") { Description = "The study (a label)." };
+        var trial = new Option<int?>("--trial") { Description = "The trial number (a label)." };
+        var cmd = new Command("trial", "Evaluate one trial (the child process of a search: request on standard input, result on standard output).") { study, trial };
+        cmd.Hidden = true;
         cmd.SetAction(_ => ProcessTrialEvaluator.RunChild(Console.In, Console.Out));
         return cmd;
     }

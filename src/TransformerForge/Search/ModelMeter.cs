@@ -18,7 +18,6 @@ public sealed class ModelMeter(int contextLength, int latencyRepeats = 5, double
 
     public double Measure(Candidate candidate, string metric)
     {
-        TorchRuntime.EnsureLoaded();
         var spec = candidate.Spec;
         double flops = ModelCost.FlopsPerToken(spec, contextLength);
         switch (metric)
@@ -31,6 +30,7 @@ public sealed class ModelMeter(int contextLength, int latencyRepeats = 5, double
                     if (metric == Metrics.LatencyMs) throw new InvalidCandidateException($"about {flops / 2:G3} parameters: too large to build for timing");
                     return flops / 2;
                 }
+                TorchRuntime.EnsureLoaded();
                 using (var scope = torch.NewDisposeScope())
                 using (var model = Build(spec))
                 {

@@ -25,6 +25,9 @@ public sealed class ProcessTrialEvaluator(string fileName, IReadOnlyList<string>
             RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
         foreach (var a in arguments) info.ArgumentList.Add(a);
+        // Shown by ps, ignored by the child: which trial this process is.
+        info.ArgumentList.Add("--trial");
+        info.ArgumentList.Add(trial.Number.ToString(CultureInfo.InvariantCulture));
         using var process = new Process { StartInfo = info };
         string? resultJson = null;
         var stderr = new Queue<string>();

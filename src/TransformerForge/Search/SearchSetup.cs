@@ -115,6 +115,16 @@ public static class SearchSetup
             SuccessiveHalving.AlgorithmName => new SuccessiveHalving(r.Eta ?? 3, r.Rungs ?? 3),
             _ => throw new SearchException($"unknown algorithm '{algorithmName}'; known: {string.Join(", ", SearchAlgorithms.Names)}"),
         };
+        // An option of another algorithm is a mistake, not something to ignore.
+        var foreign = new (string Option, object? Value, string For)[]
+        {
+            ("--population", r.Population, RegularizedEvolution.AlgorithmName), ("--sample-size", r.SampleSize, RegularizedEvolution.AlgorithmName),
+            ("--crossover-prob", r.CrossoverProbability, RegularizedEvolution.AlgorithmName), ("--initial-random", r.InitialRandom, ParetoEvolution.AlgorithmName),
+            ("--eta", r.Eta, SuccessiveHalving.AlgorithmName), ("--rungs", r.Rungs, SuccessiveHalving.AlgorithmName),
+            ("--mutation-prob", r.MutationProbability, algorithm is ParetoEvolution ? ParetoEvolution.AlgorithmName : RegularizedEvolution.AlgorithmName),
+        }.Where(f => f.Value is not null && f.For != algorithm.Name).ToList();
+        if (foreign.Count > 0)
+            throw new SearchException($"{string.Join(", ", foreign.Select(f => f.Option))} {(foreign.Count == 1 ? "is an option" : "are options")} of --algorithm {foreign[0].For}, not {algorithm.Name}");
         if (algorithm is ParetoEvolution && objectives.Count < 2) throw new SearchException("the pareto algorithm needs at least two objectives (--objective, repeated)");
 
         HurdlePolicy? hurdles = null;
