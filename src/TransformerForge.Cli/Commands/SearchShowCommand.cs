@@ -19,7 +19,8 @@ public static class SearchShowCommand
         var x = new Option<string?>("--x") { Description = "Metric on the plot's x axis (default: the second objective)." };
         var y = new Option<string?>("--y") { Description = "Metric on the plot's y axis (default: the primary objective)." };
         var spec = new Option<int?>("--trial") { Description = "Print the model JSON of this trial." };
-        var cmd = new Command("show", "Show the studies of a study file, or one study: trials, best, Pareto front, plot.") { study, storage, top, plot, x, y, spec };
+        var effects = new Option<bool>("--effects") { Description = "For each choice value: trials, mean primary metric, share of the best fifth." };
+        var cmd = new Command("show", "Show the studies of a study file, or one study: trials, best, Pareto front, plot.") { study, storage, top, plot, x, y, spec, effects };
         cmd.SetAction(r =>
         {
             using var s = Open(r.GetValue(storage)!);
@@ -33,6 +34,7 @@ public static class SearchShowCommand
                 return 0;
             }
             Show(info, trials, r.GetValue(top));
+            if (r.GetValue(effects)) Effects(info, trials);
             if (r.GetValue(plot) is { } png)
                 Console.WriteLine(StudyPlot.Write(info.Definition, trials, png, r.GetValue(x), r.GetValue(y)) is { } p ? $"plot: {p}" : "no complete trial to plot yet");
             return 0;
@@ -97,6 +99,10 @@ public static class SearchShowCommand
             rows = trials.Where(t => t.State == TrialState.Complete && t.Metric(objectives[0].Metric) is not null)
                 .OrderBy(t => objectives[0].Loss(t.Metric(objectives[0].Metric)!.Value)).Take(n);
         var metricNames = objectives.Select(o => o.Metric).Concat([Metrics.Params, Metrics.FlopsPerToken]).Distinct().ToList();
+        IReadOnlyList<SpaceParameter>? parameters = null;
+        try { parameters = SearchSpaces.FromJson(d.Space).Parameters; }
+        catch (SearchException) { }   // a space this build cannot read: show every value
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 200);
         var table = new Table().AddColumn("#").AddColumn("state");
         foreach (var m in metricNames) table.AddColumn(m);
         table.AddColumns("seconds", "origin", "choices");
@@ -106,7 +112,7 @@ public static class SearchShowCommand
             cells.AddRange(metricNames.Select(m => t.Metric(m) is { } v ? SearchConsole.Number(v) : "-"));
             cells.Add(t.Seconds is { } s ? s.ToString("0.0", CultureInfo.InvariantCulture) : "-");
             cells.Add(Markup.Escape(t.Plan.Describe()));
-            cells.Add(Markup.Escape(Choices(t, study)));
+            cells.Add(Markup.Escape(Choices(t, parameters)));
             table.AddRow(cells.ToArray());
         }
         AnsiConsole.Write(table);
@@ -115,12 +121,30 @@ public static class SearchShowCommand
         if (objectives.Count > 1) Console.WriteLine($"Pareto front (*): trials {string.Join(", ", front.Order())}");
     }
 
-    /// <summary>The genome's values that differ from the most common value of each choice in the study, compactly.</summary>
-    static string Choices(TrialRecord t, StudyInfo study)
+    static void Effects(StudyInfo study, IReadOnlyList<TrialRecord> trials)
     {
-        var parts = t.Genome.Where(p => p.Value is not null).Select(p => $"{Last(p.Key)}={p.Value!.ToJsonString()}");
-        var text = string.Join(" ", parts);
-        return text.Length > 120 ? text[..117] + "..." : text;
+        var primary = study.Definition.Objectives[0];
+        var rows = ChoiceEffects.Of(trials, SearchSpaces.FromJson(study.Definition.Space).Parameters, primary);
+        if (rows.Count == 0) return;
+        var table = new Table().AddColumns("choice", "value", "trials", $"mean {primary.Metric}", $"in best {rows[0].TopCount}");
+        foreach (var r in rows)
+            table.AddRow(Markup.Escape(r.Parameter), Markup.Escape(r.Value), r.Trials.ToString(CultureInfo.InvariantCulture),
+                SearchConsole.Number(r.Mean), r.InTop.ToString(CultureInfo.InvariantCulture));
+        AnsiConsole.Write(table);
+    }
+
+    /// <summary>The genome's values that matter (its active choices), compactly.</summary>
+    static string Choices(TrialRecord t, IReadOnlyList<SpaceParameter>? parameters)
+    {
+        IEnumerable<KeyValuePair<string, System.Text.Json.Nodes.JsonNode?>> values = t.Genome;
+        if (parameters is not null)
+        {
+            var genome = Genome.FromJson(t.Genome, parameters);
+            var active = Enumerable.Range(0, parameters.Count).Where(i => genome.IsActive(parameters, i)).Select(i => parameters[i].Name).ToHashSet();
+            values = values.Where(p => active.Contains(p.Key));
+        }
+        var text = string.Join(" ", values.Select(p => $"{Last(p.Key)}={p.Value?.ToJsonString() ?? "null"}"));
+        return text.Length > 160 ? text[..157] + "..." : text;
     }
 
     static string Last(string path) => path.Contains('.') && !path.StartsWith("hidden_layers") ? path[(path.LastIndexOf('.') + 1)..] : path;
