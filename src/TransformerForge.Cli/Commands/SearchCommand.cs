@@ -126,14 +126,14 @@ public static class SearchCommand
 
     static int Run(string storagePath, SearchRequest request, WorkerOptions workerOptions, bool verbose, string? plot)
     {
-        using var storage = new SqliteStudyStorage(storagePath);
+        using var storage = StudyStorages.Open(storagePath);
         var study = SearchSetup.OpenOrCreate(storage, request);
         var (candidates, settings) = SearchSetup.Prepare(study);
         var (file, args) = SelfInvocation();
         var evaluator = new ProcessTrialEvaluator(file, [.. args, "search", "trial", "--study", study.Name]);
         var console = new SearchConsole(study, verbose);
         var worker = new SearchWorker(storage, study, evaluator, candidates, settings, workerOptions, console);
-        console.Start(storage.Trials(study.Id), storage.Path);
+        console.Start(storage.Trials(study.Id), StudyStorages.Describe(storage));
 
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>

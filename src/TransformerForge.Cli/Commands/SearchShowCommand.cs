@@ -25,7 +25,7 @@ public static class SearchShowCommand
         {
             using var s = Open(r.GetValue(storage)!);
             if (r.GetValue(study) is not { } name) return List(s);
-            var info = s.Find(name) ?? throw new SearchException($"there is no study '{name}' in '{s.Path}'");
+            var info = s.Find(name) ?? throw new SearchException($"there is no study '{name}' in {StudyStorages.Describe(s)}");
             var trials = s.Trials(info.Id);
             if (r.GetValue(spec) is { } number)
             {
@@ -52,22 +52,21 @@ public static class SearchShowCommand
         {
             using var s = Open(r.GetValue(storage)!);
             var name = r.GetValue(study)!;
-            var info = s.Find(name) ?? throw new SearchException($"there is no study '{name}' in '{s.Path}'");
+            var info = s.Find(name) ?? throw new SearchException($"there is no study '{name}' in {StudyStorages.Describe(s)}");
             foreach (var path in StudyExport.Write(info, s.Trials(info.Id), r.GetValue(output)!)) Console.WriteLine(path);
             return 0;
         });
         return cmd;
     }
 
-    static SqliteStudyStorage Open(string path) =>
-        File.Exists(path) ? new SqliteStudyStorage(path) : throw new FileNotFoundException($"study file '{path}' does not exist", path);
+    static IStudyStorage Open(string path) => StudyStorages.Open(path, mustExist: true);
 
-    static int List(SqliteStudyStorage storage)
+    static int List(IStudyStorage storage)
     {
         var studies = storage.List();
         if (studies.Count == 0)
         {
-            Console.WriteLine($"'{storage.Path}' holds no study");
+            Console.WriteLine($"{StudyStorages.Describe(storage)} holds no study");
             return 0;
         }
         var table = new Table().AddColumns("study", "algorithm", "space", "objectives", "trials", "best");

@@ -13,11 +13,11 @@ public sealed class SearchConsole(StudyInfo study, bool verbose) : ISearchObserv
     int _finishedThisSession;
     int _finishedBefore;
 
-    public void Start(IReadOnlyList<TrialRecord> trials, string storagePath)
+    public void Start(IReadOnlyList<TrialRecord> trials, string storage)
     {
         var d = study.Definition;
         _finishedBefore = trials.Count(t => t.IsFinished);
-        Console.WriteLine($"study '{study.Name}' in {storagePath}: {d.Algorithm["name"]} over a {d.Space["space"]} space, " +
+        Console.WriteLine($"study '{study.Name}' in {storage}: {d.Algorithm["name"]} over a {d.Space["space"]} space, " +
                           $"objectives {string.Join(", ", d.Objectives)}{(d.Constraints.Count > 0 ? $", constraints {string.Join(", ", d.Constraints)}" : "")}");
         Console.WriteLine(_finishedBefore > 0
             ? $"continuing: {_finishedBefore} of {study.MaxTrials} trials finished{(trials.Any(t => !t.IsFinished) ? $", {trials.Count(t => !t.IsFinished)} to re-run or running elsewhere" : "")}"

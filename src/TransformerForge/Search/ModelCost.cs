@@ -34,20 +34,22 @@ public static class ModelCost
     public static double DecoderFlops(TransformerWrapperConfig w, int n)
     {
         var c = w.AttnLayers;
-        double dim = c.Dim, heads = c.Heads, dimHead = c.AttnDimHead;
+        var a = c.SelfAttn;
+        var f = c.FeedForward;
+        double dim = c.Dim, heads = c.Heads, dimHead = a.DimHead;
         double v = heads * dimHead;
-        double qk = c.AttnCollabHeads ? (int)(c.AttnCollabCompression * v) : v;
-        double keys = n + c.AttnNumMemKv + (w.NumMemoryTokens ?? 0);
+        double qk = a.CollabHeads ? (int)(a.CollabCompression * v) : v;
+        double keys = n + a.NumMemKv + (w.NumMemoryTokens ?? 0);
 
         double attention = 2 * dim * qk * 2 + 2 * dim * v                      // to_q, to_k, to_v
                            + 2 * keys * qk + 2 * keys * v                     // q·kᵀ and attention·v
-                           + 2 * v * dim * (c.AttnOnAttn ? 2 : 1);            // to_out
-        if (c.AttnGateValues) attention += 2 * dim * v;
-        if (c.AttnTalkingHeads) attention += 2 * 2 * heads * heads * keys;    // pre- and post-softmax head mixing
-        if (c.UsesDconv) attention += 2 * c.AttnDconvKernelSize * (2 * qk + v);
+                           + 2 * v * dim * (a.OnAttn ? 2 : 1);                // to_out
+        if (a.GateValues) attention += 2 * dim * v;
+        if (a.TalkingHeads) attention += 2 * 2 * heads * heads * keys;        // pre- and post-softmax head mixing
+        if (a.Dconv) attention += 2 * a.DconvKernelSize * (2 * qk + v);
 
-        double inner = (int)(c.Dim * c.FfMult);
-        double feedForward = 2 * dim * inner * (c.FfGlu ? 2 : 1) + 2 * inner * dim;
+        double inner = (int)(c.Dim * f.Mult);
+        double feedForward = 2 * dim * inner * (f.Glu ? 2 : 1) + 2 * inner * dim;
 
         var layers = c.LayerTypes();
         double total = layers.Count(t => t is 'a' or 'c') * attention + layers.Count(t => t == 'f') * feedForward;

@@ -70,7 +70,7 @@ public static class SearchSetup
             return existing;
         }
         if (existing is null && request.SpacePath is null)
-            throw new SearchException($"there is no study '{request.Study}' in {Describe(storage)}; give --space (and the rest of its settings) to create it");
+            throw new SearchException($"there is no study '{request.Study}' in {StudyStorages.Describe(storage)}; give --space (and the rest of its settings) to create it");
 
         var definition = Define(request);
         var study = storage.OpenOrCreate(definition, request.Trials ?? 50);
@@ -85,8 +85,6 @@ public static class SearchSetup
         }
         return study;
     }
-
-    static string Describe(IStudyStorage storage) => storage is SqliteStudyStorage s ? $"'{s.Path}'" : "the storage";
 
     /// <summary>The study definition a request describes: checked, with the space resolved against the data.</summary>
     public static StudyDefinition Define(SearchRequest r)

@@ -52,9 +52,9 @@ public class SearchSpaceTests
             // ALiBi with T5 bias is a combination x-transformers rejects: never sampled, whichever choice set it.
             Assert.False(layers.AlibiPosBias && layers.RelPosBias);
             // The kernel size applies only with the convolution on.
-            if (!layers.AttnDconv) Assert.Equal(3, layers.AttnDconvKernelSize);
+            if (!layers.Attn.Dconv) Assert.Equal(3, layers.Attn.DconvKernelSize);
         }
-        Assert.Contains(a, c => ((TransformerWrapperConfig)ModelConfig.Parse(c.Spec.ToJsonString())).AttnLayers.AttnDconvKernelSize == 5);
+        Assert.Contains(a, c => ((TransformerWrapperConfig)ModelConfig.Parse(c.Spec.ToJsonString())).AttnLayers.Attn.DconvKernelSize == 5);
     }
 
     [Fact]
