@@ -6,8 +6,8 @@ namespace TransformerForge.Search;
 /// Primer's hurdles (So et al. 2021, after the progressive dynamic hurdles of the Evolved Transformer, So et al. 2019):
 /// at each fraction <see cref="At"/> of the training budget a candidate must beat the <see cref="Percentile"/>-th
 /// percentile of the primary metric that earlier candidates had at that point, or it stops there (pruned, keeping the
-/// metric it had). Thresholds are computed when a trial is proposed, from the trials finished by then, and written
-/// into its plan; a hurdle needs <see cref="MinTrials"/> earlier values to be set at all.
+/// metric it had). Every trial measures the metric at every hurdle; thresholds are computed when a trial is proposed,
+/// from the trials finished by then, and written into its plan; a threshold needs <see cref="MinTrials"/> earlier values.
 /// </summary>
 public sealed record HurdlePolicy(IReadOnlyList<double> At, double Percentile = 50, int MinTrials = 5)
 {
@@ -23,7 +23,7 @@ public sealed record HurdlePolicy(IReadOnlyList<double> At, double Percentile = 
         if (MinTrials < 1) throw new SearchException($"hurdles: minimum trials must be at least 1, got {MinTrials}");
     }
 
-    /// <summary>The hurdles for the next trial: one per fraction that enough earlier trials reached.</summary>
+    /// <summary>The hurdles for the next trial: one per fraction, with a threshold where enough earlier trials measured it.</summary>
     public IReadOnlyList<Hurdle> Thresholds(IReadOnlyList<TrialRecord> history, Objective primary)
     {
         var hurdles = new List<Hurdle>();
@@ -32,8 +32,7 @@ public sealed record HurdlePolicy(IReadOnlyList<double> At, double Percentile = 
             var losses = history.Where(t => t.State is TrialState.Complete or TrialState.Pruned)
                 .SelectMany(t => t.Intermediate.Where(v => Math.Abs(v.At - at) < 1e-9 && double.IsFinite(v.Value)))
                 .Select(v => primary.Loss(v.Value)).Order().ToList();
-            if (losses.Count < MinTrials) continue;
-            hurdles.Add(new Hurdle(at, primary.Loss(PercentileOf(losses, Percentile))));
+            hurdles.Add(new Hurdle(at, losses.Count < MinTrials ? null : primary.Loss(PercentileOf(losses, Percentile))));
         }
         return hurdles;
     }
@@ -46,8 +45,10 @@ public sealed record HurdlePolicy(IReadOnlyList<double> At, double Percentile = 
         return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
     }
 
-    /// <summary>Whether a trial whose primary metric is <paramref name="value"/> at a hurdle fails it (worse than the threshold).</summary>
-    public static bool Fails(Hurdle hurdle, double value, Objective primary) => !double.IsFinite(value) || primary.Loss(value) > primary.Loss(hurdle.Threshold);
+    /// <summary>Whether a trial whose primary metric is <paramref name="value"/> at a hurdle fails it (worse than its
+    /// threshold, or not a number); a hurdle without a threshold yet only measures.</summary>
+    public static bool Fails(Hurdle hurdle, double value, Objective primary) =>
+        hurdle.Threshold is { } threshold && (!double.IsFinite(value) || primary.Loss(value) > primary.Loss(threshold));
 
     public JsonObject ToJson() => new()
     {

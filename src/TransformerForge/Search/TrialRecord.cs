@@ -20,9 +20,10 @@ public static class TrialStates
     public static bool IsFinished(this TrialState s) => s is TrialState.Complete or TrialState.Pruned or TrialState.Failed;
 }
 
-/// <summary>A Primer hurdle written into a trial when it is proposed: at this fraction of the budget, a primary metric
-/// worse than <see cref="Threshold"/> stops the trial (pruned).</summary>
-public sealed record Hurdle(double At, double Threshold);
+/// <summary>A Primer hurdle written into a trial when it is proposed: at this fraction of the budget the trial measures
+/// its primary metric (so later trials have values to set thresholds from) and, when there is a
+/// <see cref="Threshold"/> yet, stops there (pruned) if the metric is worse.</summary>
+public sealed record Hurdle(double At, double? Threshold);
 
 /// <summary>The primary metric measured part-way (at a hurdle, or at a successive-halving rung).</summary>
 public sealed record IntermediateValue(double At, int Step, double Seconds, double Value);

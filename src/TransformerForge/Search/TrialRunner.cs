@@ -49,7 +49,8 @@ public static class TrialRunner
                     TrainUntil(trainer, budget, hurdle.At, trainClock, observer);
                     var value = Primary(Evaluation(trainer), request.PrimaryMetric);
                     intermediate.Add(new IntermediateValue(hurdle.At, trainer.Step, trainClock.Elapsed.TotalSeconds, value));
-                    progress?.Invoke($"hurdle at {hurdle.At:P0} of the budget (step {trainer.Step}): {request.PrimaryMetric} {value:G5} vs threshold {hurdle.Threshold:G5}");
+                    progress?.Invoke($"hurdle at {hurdle.At:P0} of the budget (step {trainer.Step}): {request.PrimaryMetric} {value:G5}" +
+                                     (hurdle.Threshold is { } t ? $" vs threshold {t:G5}" : " (no threshold yet)"));
                     if (HurdlePolicy.Fails(hurdle, value, Objective.Of(request.PrimaryMetric)))
                     {
                         state = TrialState.Pruned;

@@ -129,8 +129,6 @@ public class SearchAlgorithmTests
                 if (HurdlePolicy.Fails(hurdle, At(hurdle.At), Loss))
                     return (TrialState.Pruned, new Dictionary<string, double> { [Metrics.ValLoss] = At(hurdle.At), ["cost"] = hurdle.At }, intermediate);
             }
-            // A trial without a hurdle still reports the value at each fraction (as the runner does at its hurdles).
-            if (plan.Hurdles.Count == 0) intermediate.Add(new IntermediateValue(0.25, 0, 0, At(0.25)));
             return (TrialState.Complete, new Dictionary<string, double> { [Metrics.ValLoss] = At(1), ["cost"] = 1 }, intermediate);
         };
         var policy = new HurdlePolicy([0.25], Percentile: 50, MinTrials: 5);
@@ -161,7 +159,10 @@ public class SearchAlgorithmTests
         }).ToList();
         var hurdles = new HurdlePolicy([0.25, 0.5], Percentile: 50, MinTrials: 5).Thresholds(history, Loss);
         Assert.Equal([new Hurdle(0.25, 100), new Hurdle(0.5, 3)], hurdles);
-        Assert.Empty(new HurdlePolicy([0.5], MinTrials: 6).Thresholds(history, Loss));
+        // Too few earlier values: the hurdle only measures.
+        var early = Assert.Single(new HurdlePolicy([0.5], MinTrials: 6).Thresholds(history, Loss));
+        Assert.Null(early.Threshold);
+        Assert.False(HurdlePolicy.Fails(early, 1e9, Loss));
         // Maximised metrics: the threshold is the percentile from the good end, and a lower value fails.
         var em = Objective.Of(Metrics.ExactMatch);
         var emHurdle = new HurdlePolicy([0.5], Percentile: 25, MinTrials: 5).Thresholds(history, em).Single();

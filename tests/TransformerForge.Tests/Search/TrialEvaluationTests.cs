@@ -127,6 +127,10 @@ public class TrialEvaluationTests
         Assert.Equal(TrialState.Complete, passed.State);
         Assert.Equal(8, passed.Metrics["steps"]);
         Assert.Equal([2, 4], passed.Intermediate.Select(i => i.Step));
+        // A hurdle without a threshold measures and goes on.
+        var measured = TrialRunner.Run(Request([Metrics.ValLoss], steps: 4, hurdles: [new Hurdle(0.5, null)]));
+        Assert.Equal(TrialState.Complete, measured.State);
+        Assert.Equal(2, Assert.Single(measured.Intermediate).Step);
         // Exact match is maximised: a hurdle above 100% cannot be passed.
         var em = TrialRunner.Run(Request([Metrics.ExactMatch], steps: 4, hurdles: [new Hurdle(0.5, 1.5)], primary: Metrics.ExactMatch));
         Assert.Equal(TrialState.Pruned, em.State);
