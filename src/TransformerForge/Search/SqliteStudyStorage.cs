@@ -270,7 +270,7 @@ public sealed class SqliteStudyStorage : IStudyStorage
             {
                 var w = r.IsDBNull(1) ? null : r.GetString(1);
                 bool gone = w is not null && policy.WorkerIsGone?.Invoke(w) == true;
-                bool silent = r.IsDBNull(3) || now - r.GetDouble(3) > policy.Grace.TotalSeconds;
+                bool silent = r.IsDBNull(3) || now - r.GetDouble(3) >= policy.Grace.TotalSeconds;
                 if (gone || silent) stale.Add((r.GetInt64(0), w, r.GetInt32(2), gone));
             }
         }
