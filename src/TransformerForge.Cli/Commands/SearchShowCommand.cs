@@ -20,7 +20,8 @@ public static class SearchShowCommand
         var y = new Option<string?>("--y") { Description = "Metric on the plot's y axis (default: the primary objective)." };
         var spec = new Option<int?>("--trial") { Description = "Print the model JSON of this trial." };
         var effects = new Option<bool>("--effects") { Description = "For each choice value: trials, mean primary metric, share of the best fifth." };
-        var cmd = new Command("show", "Show the studies of a study file, or one study: trials, best, Pareto front, plot.") { study, storage, top, plot, x, y, spec, effects };
+        var with = new Option<string[]>("--with") { Description = "Also draw this study's Pareto front on the plot (same storage), e.g. a baseline; repeatable." };
+        var cmd = new Command("show", "Show the studies of a study file, or one study: trials, best, Pareto front, plot.") { study, storage, top, plot, x, y, spec, effects, with };
         cmd.SetAction(r =>
         {
             using var s = Open(r.GetValue(storage)!);
@@ -36,7 +37,10 @@ public static class SearchShowCommand
             Show(info, trials, r.GetValue(top));
             if (r.GetValue(effects)) Effects(info, trials);
             if (r.GetValue(plot) is { } png)
-                Console.WriteLine(StudyPlot.Write(info.Definition, trials, png, r.GetValue(x), r.GetValue(y)) is { } p ? $"plot: {p}" : "no complete trial to plot yet");
+            {
+                var others = (r.GetValue(with) ?? []).Select(n => (n, s.Trials((s.Find(n) ?? throw new SearchException($"there is no study '{n}' to draw with --with")).Id))).ToList();
+                Console.WriteLine(StudyPlot.Write(info.Definition, trials, png, r.GetValue(x), r.GetValue(y), others) is { } p ? $"plot: {p}" : "no complete trial to plot yet");
+            }
             return 0;
         });
         return cmd;

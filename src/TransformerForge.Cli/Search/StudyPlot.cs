@@ -9,7 +9,8 @@ namespace TransformerForge.Cli.Search;
 /// </summary>
 public static class StudyPlot
 {
-    public static string? Write(StudyDefinition definition, IReadOnlyList<TrialRecord> trials, string path, string? x, string? y)
+    public static string? Write(StudyDefinition definition, IReadOnlyList<TrialRecord> trials, string path, string? x, string? y,
+        IReadOnlyList<(string Name, IReadOnlyList<TrialRecord> Trials)>? others = null)
     {
         var complete = trials.Where(t => t.State == TrialState.Complete).ToList();
         if (complete.Count == 0) return null;
@@ -50,6 +51,16 @@ public static class StudyPlot
             line.LegendText = "Pareto front";
             line.ConnectStyle = ConnectStyle.StepHorizontal;
             for (int i = 0; i < front.Count; i++) plot.Add.Text($"#{front[i].Number}", fx[i], fy[i]);
+            // Other studies' fronts on the same axes (e.g. a baseline family at the same budget).
+            foreach (var (name, otherTrials) in others ?? [])
+            {
+                var of = Pareto.Front(otherTrials.Where(t => t.State == TrialState.Complete && t.Metric(xObjective.Metric) is not null && t.Metric(yObjective.Metric) is not null), pair)
+                    .OrderBy(t => t.Metric(xObjective.Metric)).ToList();
+                if (of.Count == 0) continue;
+                var otherLine = plot.Add.Scatter(of.Select(t => t.Metric(xObjective.Metric)!.Value).ToArray(), of.Select(t => t.Metric(yObjective.Metric)!.Value).ToArray());
+                otherLine.LegendText = $"Pareto front of {name}";
+                otherLine.ConnectStyle = ConnectStyle.StepHorizontal;
+            }
             plot.XLabel(xObjective.Metric);
         }
         plot.YLabel(yObjective.Metric);

@@ -136,8 +136,8 @@ public class SearchAlgorithmTests
         int found = 0, foundWithout = 0;
         for (int seed = 0; seed < Seeds; seed++)
         {
-            var h = SyntheticSearch.Run(new RegularizedEvolution(), new GridSpace(6, 6), [Loss], seed, 300, withHurdles, policy);
-            var h0 = SyntheticSearch.Run(new RegularizedEvolution(), new GridSpace(6, 6), [Loss], seed, 300, withHurdles);
+            var h = SyntheticSearch.Run(new RegularizedEvolution(), new GridSpace(6, 6), [Loss], seed, 200, withHurdles, policy);
+            var h0 = SyntheticSearch.Run(new RegularizedEvolution(), new GridSpace(6, 6), [Loss], seed, 200, withHurdles);
             cost += h.Sum(t => t.Metrics["cost"]);
             costWithout += h0.Sum(t => t.Metrics["cost"]);
             found += h.Any(t => t.State == TrialState.Complete && Distance(GridSpace.Values(t)) == 0) ? 1 : 0;

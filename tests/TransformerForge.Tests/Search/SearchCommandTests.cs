@@ -53,7 +53,7 @@ public class SearchCommandTests
         var space = tmp.File("space.json", TinySpace);
         var db = Path.Combine(tmp.Path, "s.db");
         var study = "kill-" + Guid.NewGuid().ToString("N")[..8];
-        const int trials = 5;
+        const int trials = 4;
         var args = Args(db, study, space, trials, "--max-attempts", "50");
         var random = new Random(11);
         int kills = 0;
@@ -77,10 +77,10 @@ public class SearchCommandTests
                     {
                         p.KillParentOnly();
                         kills++;
-                        // The orphaned trial process notices its worker is gone and ends itself.
-                        var gone = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+                        // The orphaned trial process notices its worker is gone and ends itself (once it has started up).
+                        var gone = DateTime.UtcNow + TimeSpan.FromSeconds(45);
                         while (ProcessesWith(study).Count > 0 && DateTime.UtcNow < gone) Thread.Sleep(100);
-                        Assert.Empty(ProcessesWith(study));
+                        Assert.True(ProcessesWith(study).Count == 0, $"trial processes outlived their worker: {string.Join(", ", ProcessesWith(study))}");
                         continue;
                     }
                 }
@@ -95,9 +95,9 @@ public class SearchCommandTests
         var info = storage.Find(study)!;
         var rows = storage.Trials(info.Id);
         Assert.Equal(Enumerable.Range(0, trials), rows.Select(t => t.Number));
-        Assert.All(rows, t => Assert.Equal(TrialState.Complete, t.State));
+        Assert.All(rows, t => Assert.True(t.State == TrialState.Complete, $"trial {t.Number}: {t.State} {t.Error}"));
         Assert.All(rows, t => Assert.True(t.Metric(Metrics.ValLoss) is > 0));
-        Assert.True(rows.Sum(t => t.Attempt) > trials, "no interrupted trial was re-run");
+        Assert.True(rows.Sum(t => t.Attempt) > trials, $"no interrupted trial was re-run ({kills} kills)");
         // The same models a study never interrupted proposes: random search with the same seed, in order.
         var source = new CandidateSource(SearchSpaces.FromJson(info.Definition.Space));
         var seen = new HashSet<string>();
