@@ -80,6 +80,12 @@ public static class StrictJson
         return JsonNode.Parse(utf8.Span, documentOptions: Options(lenient));
     }
 
+    /// <summary>Parses JSON text held in a string into a mutable <see cref="JsonNode"/> tree.</summary>
+    public static JsonNode? ParseNode(string json, bool lenient = false) => ParseNode(ToUtf8(json), lenient);
+
+    /// <summary>Deserializes JSON text held in a string (see <see cref="Deserialize{T}(ReadOnlyMemory{byte}, JsonSerializerOptions)"/>).</summary>
+    public static T Deserialize<T>(string json, JsonSerializerOptions options) where T : class => Deserialize<T>(ToUtf8(json), options);
+
     /// <summary>Deserializes a validated document with <paramref name="options"/>; a null document becomes an error.</summary>
     public static T Deserialize<T>(ReadOnlyMemory<byte> utf8, JsonSerializerOptions options) where T : class
     {
