@@ -125,13 +125,15 @@ public class TrainerTests
 [Collection(SerialCollection.Name)]
 public class TrainerResumeTests
 {
-    [Fact]
-    public void ResumeContinuesExactlyAsAnUninterruptedRun()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ResumeContinuesExactlyAsAnUninterruptedRun(bool flatOptimizer)
     {
         // Dropout and gradient accumulation make the test see the torch RNG and the batch RNG being restored.
         var config = TrainingFixtures.TinyDecoder(dropout: 0.1);
         using var tmp = new TempDir();
-        var options = TrainingFixtures.TinyOptions() with { GradAccumulation = 2, EvalEvery = 4 };
+        var options = TrainingFixtures.TinyOptions() with { GradAccumulation = 2, EvalEvery = 4, FlatOptimizer = flatOptimizer };
         using var data = TrainingFixtures.CopyTask();
 
         var whole = new RecordingObserver();
