@@ -66,6 +66,7 @@ public static class BenchCommand
         foreach (var option in model.All) cmd.Options.Add(option);
         cmd.SetAction(r =>
         {
+            TorchRuntime.SelectDevice(r.GetValue(device)!);
             if (r.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
             var (config, name) = model.Resolve(r, r.GetValue(seq));
             var options = new TrainingBenchmarkOptions
@@ -100,6 +101,7 @@ public static class BenchCommand
         foreach (var option in model.All) cmd.Options.Add(option);
         cmd.SetAction(r =>
         {
+            TorchRuntime.SelectDevice(r.GetValue(device)!);
             if (r.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
             int newTokens = r.GetValue(tokens);
             bool named = r.GetValue(model.Config) is not null || r.GetValue(model.Preset) is not null;

@@ -304,7 +304,7 @@ public sealed class Trainer : IDisposable
         var model = _mixed?.Model ?? _model;
         double scale = _scaler?.Scale ?? 1;
         _optimizer.ZeroGrad();
-        clock?.Lap();
+        if (clock is not null) clock.Optimizer += clock.Lap();
         Tensor? total = null;
         for (int micro = 0; micro < o.GradAccumulation; micro++)
         {
