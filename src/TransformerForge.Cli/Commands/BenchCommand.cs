@@ -58,21 +58,23 @@ public static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)." };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
         var quiet = new Option<bool>("--quiet") { Description = "Only the summary and the RESULT line, no line per step." };
+        var rssEvery = new Option<int>("--rss-every") { Description = "Print resident memory every N steps (and only then a step line): memory over a long run." };
         var device = CliRunner.DeviceOption();
         var cmd = new Command("train", "Training step time (median; forward / backward / optimizer), tokens/s and peak memory of any decoder.")
         {
-            batch, seq, warmup, steps, precision, perTensor, threads, seed, quiet, device,
+            batch, seq, warmup, steps, precision, perTensor, threads, seed, quiet, rssEvery, device,
         };
         foreach (var option in model.All) cmd.Options.Add(option);
         cmd.SetAction(r =>
         {
             TorchRuntime.SelectDevice(r.GetValue(device)!);
-            if (r.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            if (r.GetValue(threads) is { } n) ThreadPolicy.Fix(n);
             var (config, name) = model.Resolve(r, r.GetValue(seq));
             var options = new TrainingBenchmarkOptions
             {
                 Model = config, Batch = r.GetValue(batch), SeqLen = r.GetValue(seq), WarmupSteps = r.GetValue(warmup), Steps = r.GetValue(steps),
                 Device = r.GetValue(device)!, Precision = r.GetValue(precision)!, FlatOptimizer = !r.GetValue(perTensor), Seed = r.GetValue(seed),
+                RssEvery = r.GetValue(rssEvery),
             };
             Console.WriteLine($"load average before: {LoadAverage()}");
             var result = TrainingBenchmark.Run(options, name, r.GetValue(quiet) ? null : Console.WriteLine);
@@ -102,7 +104,7 @@ public static class BenchCommand
         cmd.SetAction(r =>
         {
             TorchRuntime.SelectDevice(r.GetValue(device)!);
-            if (r.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            if (r.GetValue(threads) is { } n) ThreadPolicy.Fix(n);
             int newTokens = r.GetValue(tokens);
             bool named = r.GetValue(model.Config) is not null || r.GetValue(model.Preset) is not null;
             var (config, name) = named
@@ -160,7 +162,7 @@ public static class BenchCommand
         cmd.SetAction(r =>
         {
             var dev = TorchRuntime.SelectDevice(r.GetValue(device)!);
-            if (r.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            if (r.GetValue(threads) is { } n) ThreadPolicy.Fix(n);
             var options = new FeedbackBenchmarkOptions
             {
                 SeqLen = r.GetValue(seq), Batch = r.GetValue(batch), WarmupSteps = r.GetValue(warmup), Steps = r.GetValue(steps),

@@ -96,7 +96,7 @@ public static class TrainCommand
         if (q.Threads is { } n)
         {
             if (n < 1) throw new ArgumentException($"--threads must be a positive integer, got {n}");
-            torch.set_num_threads(n);
+            ThreadPolicy.Fix(n);
         }
         return q.Resume ? RunResume(q) : RunNew(q);
     }
@@ -104,7 +104,7 @@ public static class TrainCommand
     /// <summary>Tasks train tiny models: one thread avoids OpenMP synchronisation that costs more than it saves (6x on 2 busy cores).</summary>
     static void DefaultThreads(TrainRequest q, bool task)
     {
-        if (q.Threads is null && task) torch.set_num_threads(1);
+        if (q.Threads is null && task) ThreadPolicy.Fix(1);
     }
 
     static int RunNew(TrainRequest q)

@@ -23,6 +23,8 @@ public sealed record TrainingBenchmarkOptions
     /// <summary>The flat AdamW (on) or one set of operations per parameter tensor (off), to measure the lever.</summary>
     public bool FlatOptimizer { get; init; } = true;
     public int Seed { get; init; } = 0;
+    /// <summary>Log resident memory every this many steps (0: never), to watch it over a long run.</summary>
+    public int RssEvery { get; init; }
 
     public void Validate()
     {
@@ -38,19 +40,21 @@ public sealed record TrainingBenchmarkOptions
 public sealed record TrainingBenchmarkResult(
     string Model, long Parameters, int Batch, int SeqLen, string Device, string Precision, bool FlatOptimizer, int Threads,
     double StepSeconds, double ForwardSeconds, double BackwardSeconds, double OptimizerSeconds, double TokensPerSecond,
-    double PeakRssMiB, double? PeakDeviceMiB, double FinalLoss)
+    double PeakRssMiB, double? PeakDeviceMiB, double FinalLoss, double RssAfterWarmupMiB = double.NaN, double RssAtEndMiB = double.NaN, int Trims = 0)
 {
     /// <summary>The line every stack of the side-by-side harness prints (benchmarks/pytorch/ prints the same keys).</summary>
     public string ResultLine(string stack = "tforge") =>
         I($"RESULT stack={stack} workload=train model={Model} device={Device} precision={Precision} batch={Batch} seq={SeqLen} ") +
         I($"threads={Threads} step_ms={StepSeconds * 1e3:F2} fwd_ms={ForwardSeconds * 1e3:F2} bwd_ms={BackwardSeconds * 1e3:F2} ") +
-        I($"opt_ms={OptimizerSeconds * 1e3:F2} tokens_per_s={TokensPerSecond:F1} peak_rss_mib={PeakRssMiB:F1}") +
+        I($"opt_ms={OptimizerSeconds * 1e3:F2} tokens_per_s={TokensPerSecond:F1} peak_rss_mib={PeakRssMiB:F1} ") +
+        I($"rss_after_warmup_mib={RssAfterWarmupMiB:F1} rss_end_mib={RssAtEndMiB:F1} trims={Trims}") +
         (PeakDeviceMiB is { } d ? I($" peak_device_mib={d:F1}") : "");
 
     public string Describe() =>
         I($"{Model}: {Parameters / 1e6:F2}M parameters, batch {Batch} x {SeqLen}, {Device}, {Precision}, {(FlatOptimizer ? "flat" : "per-tensor")} AdamW, {Threads} threads\n") +
         I($"step {StepSeconds * 1e3:F1} ms (forward {ForwardSeconds * 1e3:F1} / backward {BackwardSeconds * 1e3:F1} / optimizer {OptimizerSeconds * 1e3:F1}), ") +
-        I($"{TokensPerSecond:F0} tokens/s, peak RSS {PeakRssMiB:F0} MiB") + (PeakDeviceMiB is { } d ? I($", peak device memory {d:F0} MiB") : "") +
+        I($"{TokensPerSecond:F0} tokens/s, peak RSS {PeakRssMiB:F0} MiB (after warm-up {RssAfterWarmupMiB:F0}, at the end {RssAtEndMiB:F0}, {Trims} heap trims)") +
+        (PeakDeviceMiB is { } d ? I($", peak device memory {d:F0} MiB") : "") +
         I($", loss {FinalLoss:F4}");
 
     static string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
@@ -76,18 +80,24 @@ public static class TrainingBenchmark
         };
         using var trainer = Trainer.Create(o.Model, data, options);
         var timings = new List<Trainer.StepTiming>();
+        double rssAfterWarmup = PeakMemoryMeter.ProcessResidentMiB();
+        int trimsBefore = NativeMemory.Trims;
         for (int i = 0; i < o.WarmupSteps + o.Steps; i++)
         {
             var t = trainer.TimedStep();
             if (i >= o.WarmupSteps) timings.Add(t);
-            log?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                $"{(i < o.WarmupSteps ? "warm-up" : "step")} {i + 1}: {t.Total * 1e3:F1} ms ({t.Forward * 1e3:F1} / {t.Backward * 1e3:F1} / {t.Optimizer * 1e3:F1}), loss {t.Loss:F4}"));
+            if (i + 1 == o.WarmupSteps) rssAfterWarmup = PeakMemoryMeter.ProcessResidentMiB();
+            bool rss = o.RssEvery > 0 && (i + 1) % o.RssEvery == 0;
+            if (log is null || (!rss && o.RssEvery > 0)) continue;
+            log(string.Create(CultureInfo.InvariantCulture,
+                $"{(i < o.WarmupSteps ? "warm-up" : "step")} {i + 1}: {t.Total * 1e3:F1} ms ({t.Forward * 1e3:F1} / {t.Backward * 1e3:F1} / {t.Optimizer * 1e3:F1}), loss {t.Loss:F4}, {get_num_threads()} threads") +
+                (rss ? string.Create(CultureInfo.InvariantCulture, $", RSS {PeakMemoryMeter.ProcessResidentMiB():F0} MiB, {NativeMemory.Trims - trimsBefore} trims") : ""));
         }
         double step = Median(timings.Select(t => t.Total));
         return new TrainingBenchmarkResult(modelName, trainer.ParameterCount, o.Batch, o.SeqLen, device.ToString(), o.Precision,
             o.FlatOptimizer, get_num_threads(), step, Median(timings.Select(t => t.Forward)), Median(timings.Select(t => t.Backward)),
             Median(timings.Select(t => t.Optimizer)), o.Batch * (double)o.SeqLen / step, PeakMemoryMeter.ProcessPeakMiB(),
-            null, timings[^1].Loss);
+            null, timings[^1].Loss, rssAfterWarmup, PeakMemoryMeter.ProcessResidentMiB(), NativeMemory.Trims - trimsBefore);
     }
 
     static int VocabularyOf(ModelConfig config) => config switch

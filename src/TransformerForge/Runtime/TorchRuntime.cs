@@ -85,7 +85,7 @@ public static class TorchRuntime
             if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
                 throw new TorchRuntimeException("TransformerForge's runtime loader supports linux-x64 only.");
 
-            PreferSleepingThreads();
+            BoundSpinning();
             if (backend == Backend.Cuda) LoadCuda(); else LoadCpu();
             _loaded = backend;
             // Let TorchSharp record the backend as loaded; its own probing resolves to what we loaded.
@@ -94,16 +94,21 @@ public static class TorchRuntime
     }
 
     /// <summary>
-    /// libtorch's OpenMP threads spin while they wait at a barrier. When another process wants the same cores (a test
-    /// run beside an editor, two jobs on a laptop) the spinning threads starve the working ones and small operations
-    /// get tens of times slower. Unless the user chose a policy, ask OpenMP to let waiting threads sleep; it reads the
-    /// setting once, when libtorch's libgomp is loaded, so this must run before that (and in the native environment,
-    /// which .NET's Environment.SetEnvironmentVariable does not change on Linux).
+    /// How long libtorch's OpenMP threads spin at a barrier before sleeping, unless the user chose a policy
+    /// (<c>OMP_WAIT_POLICY</c> or <c>GOMP_SPINCOUNT</c>). libgomp's own default spins for 300,000 rounds: beside
+    /// another busy process the spinning threads starve the working ones and small operations get tens of times slower.
+    /// Sleeping at once (<c>OMP_WAIT_POLICY=PASSIVE</c>, this project's earlier choice) costs a wake-up per operation,
+    /// 10-20% of a step on an idle machine. A short bounded spin catches the next operation of a busy loop without a
+    /// wake-up and sleeps soon after; <see cref="ThreadPolicy"/> handles a machine that is busy for long, by using
+    /// fewer threads. libgomp reads the setting once, when libtorch loads it, so this runs before that (and in the
+    /// native environment, which .NET's Environment.SetEnvironmentVariable does not change on Linux).
     /// </summary>
-    static void PreferSleepingThreads()
+    public const string DefaultSpinCount = "10000";
+
+    static void BoundSpinning()
     {
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null && Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is null)
-            setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+            setenv("GOMP_SPINCOUNT", DefaultSpinCount, 0);
     }
 
     [DllImport("libc", CharSet = CharSet.Ansi)]

@@ -297,6 +297,10 @@ public sealed class Trainer : IDisposable
     /// </summary>
     (Tensor Values, double Lr) TrainStep(PhaseClock? clock)
     {
+        // Between steps: the thread count follows the machine's load, and free heap pages go back to the kernel when
+        // resident memory has crept up (see ThreadPolicy, NativeMemory).
+        ThreadPolicy.Adjust();
+        NativeMemory.TrimIfGrown();
         using var scope = NewDisposeScope();
         var o = Options;
         double lr = Schedule.At(Step);
