@@ -32,8 +32,11 @@ public static class ThreadPolicy
     static readonly Stopwatch Clock = Stopwatch.StartNew();
     static int? _fixed;
     static bool? _adaptive;
-    static TimeSpan _lastCheck = TimeSpan.MinValue;
+    static TimeSpan? _lastCheck;
     static (long Busy, long Total, long Self)? _last;
+
+    /// <summary>The thread count the policy chose last (0 before its first choice).</summary>
+    public static int Current { get; private set; }
 
     /// <summary>The largest thread count: libtorch's choice when the process started (the machine's cores).</summary>
     public static int MaxThreads { get; private set; }
@@ -72,20 +75,25 @@ public static class ThreadPolicy
     public static void Adjust()
     {
         if (!IsAdaptive) return;
-        var now = Clock.Elapsed;
-        if (now - _lastCheck < Interval) return;
-        _lastCheck = now;
-        if (MaxThreads == 0) MaxThreads = get_num_threads();
-        var sample = Sample();
-        if (sample is null) return;
-        var previous = _last;
-        _last = sample;
-        if (previous is not { } p) return;
-        long total = sample.Value.Total - p.Total, busy = sample.Value.Busy - p.Busy, self = sample.Value.Self - p.Self;
-        if (total <= 0) return;
-        int cores = Environment.ProcessorCount;
-        double others = Math.Max(0, busy - self) * cores / (double)total;
-        int threads = Choose(MaxThreads, cores, others);
+        int threads;
+        lock (Gate)
+        {
+            var now = Clock.Elapsed;
+            if (_lastCheck is { } last && now - last < Interval) return;
+            _lastCheck = now;
+            if (MaxThreads == 0) MaxThreads = get_num_threads();
+            var sample = Sample();
+            if (sample is null) return;
+            var previous = _last;
+            _last = sample;
+            if (previous is not { } p) return;
+            long total = sample.Value.Total - p.Total, busy = sample.Value.Busy - p.Busy, self = sample.Value.Self - p.Self;
+            if (total <= 0) return;
+            int cores = Environment.ProcessorCount;
+            double others = Math.Max(0, busy - self) * cores / (double)total;
+            threads = Choose(MaxThreads, cores, others);
+            Current = threads;
+        }
         if (threads != get_num_threads()) set_num_threads(threads);
     }
 
