@@ -10,10 +10,11 @@ ours / theirs per round, and the median of those ratios (the figure to quote), p
   benchmarks/side_by_side.py train --rotary --glu
   benchmarks/side_by_side.py generate --dim 512 --depth 8
   XT020=/src/xt-0.20 XT140=/src/xt-1.40 XT_DEPS=/src/deps benchmarks/side_by_side.py generate   # + x-transformers columns
-  benchmarks/side_by_side.py train --tforge-args "--per-tensor-optimizer"  # a lever off, against the same baselines
+  benchmarks/side_by_side.py train --variant per-tensor=--per-tensor-optimizer --stacks tforge,per-tensor   # a lever on/off
+  benchmarks/side_by_side.py generate --variant "passive=OMP_WAIT_POLICY=PASSIVE TFORGE_THREADS=fixed" --stacks tforge,passive
 
 Needs a python3 with torch (PYTHON, else the first of python3 and /usr/bin/python3 that imports it) and the
-Release build of tforge (built here if missing).
+Release build of tforge (built here if missing; TFORGE=path picks another, e.g. the published one on a GPU machine).
 """
 import argparse
 import json
@@ -26,7 +27,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TFORGE = os.path.join(ROOT, "src", "TransformerForge.Cli", "bin", "Release", "net10.0", "tforge")
+TFORGE = os.environ.get("TFORGE") or os.path.join(ROOT, "src", "TransformerForge.Cli", "bin", "Release", "net10.0", "tforge")
 
 
 def find_python():
@@ -62,12 +63,20 @@ def parse():
     p.add_argument("--tokens", type=int, default=256)
     p.add_argument("--prompt", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="intra-op threads for every stack (default: the cores); 0: PyTorch stacks get the cores, tforge its adaptive policy")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32")
     p.add_argument("--stacks", default=None, help="comma list of tforge, gpt, gpt-separate-qkv, xt020, xt140 (default: tforge, gpt and any x-transformers given)")
     p.add_argument("--tforge-args", default="", help="extra arguments for tforge bench (e.g. --per-tensor-optimizer)")
     p.add_argument("--label", default="tforge", help="name of the tforge column (when comparing a lever)")
+    p.add_argument("--omp", default="same", choices=["same", "passive", "default"],
+                   help="OpenMP waiting for every stack: same = tforge's default bounded spin (GOMP_SPINCOUNT=10000) for all; "
+                        "passive = OMP_WAIT_POLICY=PASSIVE for all (steadier on a machine busy with other work); "
+                        "default = each stack's own default (libgomp spins 300,000 rounds)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=[VAR=VALUE ...] [ARGS]",
+                   help="another tforge column: environment settings, then extra bench arguments, e.g. "
+                        "'per-tensor=--per-tensor-optimizer' or 'passive=OMP_WAIT_POLICY=PASSIVE TFORGE_THREADS=fixed'")
     return p.parse_args()
 
 
@@ -85,28 +94,39 @@ def model_json(a, max_seq_len):
 
 
 def commands(a, python):
-    common_py = ["--vocab", a.vocab, "--dim", a.dim, "--depth", a.depth, "--heads", a.heads, "--threads", a.threads,
+    py_threads = a.threads or os.cpu_count()
+    tf_threads = ["--threads", a.threads] if a.threads else []
+    common_py = ["--vocab", a.vocab, "--dim", a.dim, "--depth", a.depth, "--heads", a.heads, "--threads", py_threads,
                  "--device", a.device, "--quiet"] + (["--rotary"] if a.rotary else []) + (["--glu"] if a.glu else [])
     if a.workload == "train":
         work_py = ["train", "--seq", a.seq, "--batch", a.batch, "--warmup", a.warmup, "--steps", a.steps, "--precision", a.precision]
         config = model_json(a, a.seq)
         tforge = [TFORGE, "bench", "train", "--config", config, "--seq", a.seq, "--batch", a.batch, "--warmup", a.warmup,
-                  "--steps", a.steps, "--precision", a.precision, "--threads", a.threads, "--device", a.device, "--quiet"]
+                  "--steps", a.steps, "--precision", a.precision, "--device", a.device, "--quiet"] + tf_threads
     else:
         work_py = ["generate", "--tokens", a.tokens, "--prompt", a.prompt, "--repeats", a.repeats]
         config = model_json(a, a.prompt + a.tokens)
         tforge = [TFORGE, "bench", "generate", "--config", config, "--tokens", a.tokens, "--prompt", a.prompt,
-                  "--repeats", a.repeats, "--cache-only", "--threads", a.threads, "--device", a.device]
+                  "--repeats", a.repeats, "--cache-only", "--device", a.device] + tf_threads
     tforge += shlex.split(a.tforge_args)
     bench = os.path.join(ROOT, "benchmarks", "pytorch", "bench.py")
     stacks = {a.label: (tforge, {}), "gpt": ([python, bench] + work_py + common_py, {}),
               "gpt-separate-qkv": ([python, bench] + work_py + common_py + ["--qkv", "separate"], {})}
+    for v in a.variant:
+        name, _, spec = v.partition("=")
+        words = shlex.split(spec)
+        env = {}
+        while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
+            key, _, value = words.pop(0).partition("=")
+            env[key] = value
+        stacks[name] = (tforge + words, env)
     deps = os.environ.get("XT_DEPS", "")
     for name, var in (("xt020", "XT020"), ("xt140", "XT140")):
         if os.environ.get(var):
             env = {"PYTHONPATH": deps} if deps else {}
             stacks[name] = ([python, bench] + work_py + common_py + ["--stack", name, "--xt-src", os.environ[var]], env)
-    wanted = a.stacks.split(",") if a.stacks else [a.label, "gpt"] + [s for s in ("xt020", "xt140") if s in stacks]
+    variants = [v.partition("=")[0] for v in a.variant]
+    wanted = a.stacks.split(",") if a.stacks else [a.label] + variants + ["gpt"] + [s for s in ("xt020", "xt140") if s in stacks]
     wanted = [a.label if s == "tforge" else s for s in wanted]
     missing = [s for s in wanted if s not in stacks]
     if missing:
@@ -114,10 +134,18 @@ def commands(a, python):
     return [(s, [str(x) for x in stacks[s][0]], stacks[s][1]) for s in wanted]
 
 
-def run(cmd, extra_env, threads):
+OMP_ENV = {"same": {"GOMP_SPINCOUNT": "10000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "default": {}}
+
+
+def run(cmd, extra_env, threads, omp):
     env = dict(os.environ)
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env.update(OMP_ENV[omp])
+    if "OMP_WAIT_POLICY" in extra_env and "GOMP_SPINCOUNT" not in extra_env:
+        env.pop("GOMP_SPINCOUNT", None)  # libgomp lets a spin count override the policy
     env.update(extra_env)
-    env.setdefault("OMP_NUM_THREADS", str(threads))
+    if threads:
+        env.setdefault("OMP_NUM_THREADS", str(threads))
     before = load()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -142,14 +170,15 @@ def main():
           + (", rotary" if a.rotary else "") + (", GLU" if a.glu else "")
           + (f", batch {a.batch} x seq {a.seq}, {a.warmup} warm-up + {a.steps} timed steps, {a.precision}" if a.workload == "train"
              else f", batch 1, prompt {a.prompt}, {a.tokens} new tokens, median of {a.repeats}")
-          + f"; {a.device}, {a.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(each stack default)')}, "
+          + f"; {a.device}, {a.threads or 'adaptive tforge /' + str(os.cpu_count())} threads, OpenMP waiting {a.omp} "
+          f"({' '.join(f'{k}={v}' for k, v in OMP_ENV[a.omp].items()) or 'unset'}; environment wins: OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')} GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', '-')}), "
           f"{a.rounds} rounds; {key} ({better} is better)")
     results = {s: [] for s, _, _ in stacks}
     for r in range(a.rounds):
         order = stacks[r % len(stacks):] + stacks[:r % len(stacks)]
         line = []
         for name, cmd, env in order:
-            f = run(cmd, env, a.threads)
+            f = run(cmd, env, a.threads, a.omp)
             results[name].append(f)
             line.append(f"{name} {float(f[key]):.2f} (load {f['load']})")
         print(f"round {r + 1}: " + ", ".join(line), flush=True)
