@@ -42,10 +42,10 @@ public sealed record GenerationBenchmarkOptions
     /// <summary>The decoder <c>tforge bench generate</c> used before it took any model: dim 256, depth 4, 8 heads, the given positions.</summary>
     public static TransformerWrapperConfig DefaultModel(int newTokens, int dim = 256, int depth = 4, int heads = 8, string positions = "rotary")
     {
-        var layers = new AttentionLayersConfig { Type = "Decoder", Dim = dim, Depth = depth, Heads = heads, AttnDimHead = dim / heads };
+        var layers = new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = dim, Depth = depth, Heads = heads, Attn = new AttentionOptions { DimHead = dim / heads } };
         layers = positions switch
         {
-            "rotary" => layers with { RotaryPosEmb = true, AttnDimHead = Math.Max(32, dim / heads) },
+            "rotary" => layers with { RotaryPosEmb = true, Attn = layers.Attn with { DimHead = Math.Max(32, dim / heads) } },
             "alibi" => layers with { AlibiPosBias = true },
             "t5" => layers with { RelPosBias = true },
             "absolute" => layers,

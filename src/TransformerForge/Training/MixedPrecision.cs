@@ -23,7 +23,7 @@ namespace TransformerForge.Training;
 /// </summary>
 public sealed class MixedPrecision : IDisposable
 {
-    readonly nn.Module _working;
+    readonly LanguageModel _working;
     readonly FlatParameters _workingFlat;
     readonly FlatParameters _master;
 
@@ -42,7 +42,7 @@ public sealed class MixedPrecision : IDisposable
         // Building the copy initialises weights it will not keep: keep the global RNG where it was, so that a mixed
         // precision run draws the same dropout masks as the float32 run of the same seed.
         using var rng = torch.random.get_rng_state();
-        _working = ModelFactory.Create(config);
+        _working = ModelFactory.CreateLanguageModel(config);
         torch.random.set_rng_state(rng);
         try
         {
@@ -66,7 +66,7 @@ public sealed class MixedPrecision : IDisposable
 
     public ScalarType DType { get; }
     /// <summary>The low-precision copy that runs forward and backward.</summary>
-    public ILanguageModel Model => (ILanguageModel)_working;
+    public LanguageModel Model => _working;
     public nn.Module Module => _working;
 
     /// <summary>Adds the working copy's gradients to the float32 ones (times <paramref name="factor"/>) and zeroes them.</summary>
