@@ -89,6 +89,10 @@ public sealed class AdamW : IDisposable
         }
     }
 
+    /// <summary>Flat layout: elements updated per group of operations (0: the whole buffer at once).</summary>
+    public long ChunkElements { get; set; } = DefaultChunkElements;
+    public const long DefaultChunkElements = 1 << 20;
+
     /// <summary>Whether parameters, gradients and moments are in flat buffers.</summary>
     public bool IsFlat { get; }
 
@@ -147,7 +151,15 @@ public sealed class AdamW : IDisposable
                 b.Step++;
                 foreach (var (offset, length, wd) in b.Flat.Ranges)
                     if (wd != 0) b.Flat.Values.narrow(0, offset, length).mul_(1 - lr * wd);
-                Update(b.Flat.Values, b.Flat.Gradients, b.ExpAvg, b.ExpAvgSq, b.Denominator, b.Step, lr);
+                // In cache-sized chunks: each operation streams its buffers through memory, and five buffers of a few
+                // million parameters do not fit in cache; a chunk's operations reuse what the previous one brought in.
+                long n = b.Flat.Count, chunk = ChunkElements > 0 ? ChunkElements : n;
+                for (long start = 0; start < n; start += chunk)
+                {
+                    long length = Math.Min(chunk, n - start);
+                    Update(b.Flat.Values.narrow(0, start, length), b.Flat.Gradients.narrow(0, start, length), b.ExpAvg.narrow(0, start, length),
+                        b.ExpAvgSq.narrow(0, start, length), b.Denominator.narrow(0, start, length), b.Step, lr);
+                }
             }
             return;
         }
