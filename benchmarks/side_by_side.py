@@ -75,7 +75,7 @@ def parse():
                         "passive = OMP_WAIT_POLICY=PASSIVE for all (steadier on a machine busy with other work); "
                         "default = each stack's own default (libgomp spins 300,000 rounds)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=[VAR=VALUE ...] [ARGS]",
-                   help="another tforge column: environment settings, then extra bench arguments, e.g. "
+                   help="another tforge column: environment settings, then @/path/to/another/tforge, then bench arguments (replacing the same ones), e.g. "
                         "'per-tensor=--per-tensor-optimizer' or 'passive=OMP_WAIT_POLICY=PASSIVE TFORGE_THREADS=fixed'")
     return p.parse_args()
 
@@ -119,7 +119,15 @@ def commands(a, python):
         while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
             key, _, value = words.pop(0).partition("=")
             env[key] = value
-        stacks[name] = (tforge + words, env)
+        base = list(tforge)
+        if words and words[0].startswith("@"):  # another build of tforge (e.g. an earlier commit)
+            base[0] = words.pop(0)[1:]
+        for i, w in enumerate(words):  # a variant's option replaces the same option of the base command
+            if w.startswith("--") and w in base:
+                at = base.index(w)
+                takes_value = at + 1 < len(base) and not str(base[at + 1]).startswith("--")
+                del base[at:at + (2 if takes_value else 1)]
+        stacks[name] = (base + words, env)
     deps = os.environ.get("XT_DEPS", "")
     for name, var in (("xt020", "XT020"), ("xt140", "XT140")):
         if os.environ.get(var):
