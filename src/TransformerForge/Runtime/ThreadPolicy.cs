@@ -19,7 +19,8 @@ namespace TransformerForge.Runtime;
 /// <para>
 /// It runs on the thread that computes (OpenMP's thread count belongs to the calling thread), from the training and
 /// generation loops via <see cref="Adjust"/>. A thread count the user chose (<see cref="Fix"/>, <c>OMP_NUM_THREADS</c>,
-/// or <c>TFORGE_THREADS=fixed</c>) is left alone.
+/// or <c>TFORGE_THREADS=fixed</c>) is left alone. Sums split over another number of threads round differently, so
+/// runs that must agree bit for bit (a resumed run against an uninterrupted one) need a fixed count.
 /// </para>
 /// </summary>
 public static class ThreadPolicy

@@ -92,10 +92,7 @@ public class MixedPrecisionTests
         Assert.All(weights.Tensors, t => Assert.Equal(SafeTensorDType.F32, t.DType));
         using (var trainer = Trainer.Resume(runDir, data, options with { OutDir = runDir }))
             trainer.Run(split);
-        // Exact up to bfloat16 rounding under a changed thread count (ThreadPolicy may pick another between runs,
-        // which reorders bf16 sums by ~1e-4); a resume that lost the moments or the weights is off by far more.
-        Assert.Equal(whole.Steps.Select(s => s.Step), split.Steps.Select(s => s.Step));
-        foreach (var (a, b) in whole.Steps.Zip(split.Steps))
-            Assert.True(Math.Abs(a.Loss - b.Loss) <= 2e-3, $"step {a.Step}: loss {a.Loss} uninterrupted, {b.Loss} resumed");
+        // Bit for bit (the suite fixes the thread count; a different one reorders bf16 sums by ~1e-4).
+        Assert.Equal(whole.Steps.Select(s => s.Loss), split.Steps.Select(s => s.Loss));
     }
 }
