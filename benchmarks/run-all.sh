@@ -23,14 +23,15 @@ sbs="python3 benchmarks/side_by_side.py --rounds $rounds"
   $sbs train --variant per-tensor=--per-tensor-optimizer --stacks tforge,per-tensor
   echo "== lever: bf16 mixed precision vs fp32"
   $sbs train --variant bf16="--precision bf16" --stacks tforge,bf16
-  echo "== lever: thread policy (bounded spin + adaptive thread count vs PASSIVE with a fixed count), idle"
-  $sbs generate --threads 0 --variant "passive=OMP_WAIT_POLICY=PASSIVE TFORGE_THREADS=fixed" --stacks tforge,passive
-  $sbs train --threads 0 --variant "passive=OMP_WAIT_POLICY=PASSIVE TFORGE_THREADS=fixed" --stacks tforge,passive
+  threads='--variant fixed=TFORGE_THREADS=fixed --variant spin=GOMP_SPINCOUNT=10000 --variant spin-fixed="GOMP_SPINCOUNT=10000 TFORGE_THREADS=fixed" --stacks tforge,fixed,spin,spin-fixed'
+  echo "== lever: thread policy (PASSIVE or a 10,000-round spin; adaptive or fixed thread count), idle"
+  eval $sbs generate --threads 0 $threads
+  eval $sbs train --threads 0 $threads
   echo "== lever: thread policy beside one competing busy process"
   ( while :; do :; done ) & hog=$!
   trap 'kill $hog 2>/dev/null' EXIT
-  $sbs generate --threads 0 --variant "passive=OMP_WAIT_POLICY=PASSIVE TFORGE_THREADS=fixed" --stacks tforge,passive
-  $sbs train --threads 0 --variant "passive=OMP_WAIT_POLICY=PASSIVE TFORGE_THREADS=fixed" --stacks tforge,passive
+  eval $sbs generate --threads 0 $threads
+  eval $sbs train --threads 0 $threads
   kill $hog; trap - EXIT
   echo "== memory over 1,000 steps of a small model (dim 64, depth 2, seq 64, batch 8): heap trimming on, then off"
   for trim in 1 0; do

@@ -70,10 +70,10 @@ def parse():
     p.add_argument("--stacks", default=None, help="comma list of tforge, gpt, gpt-separate-qkv, xt020, xt140 (default: tforge, gpt and any x-transformers given)")
     p.add_argument("--tforge-args", default="", help="extra arguments for tforge bench (e.g. --per-tensor-optimizer)")
     p.add_argument("--label", default="tforge", help="name of the tforge column (when comparing a lever)")
-    p.add_argument("--omp", default="same", choices=["same", "passive", "default"],
-                   help="OpenMP waiting for every stack: same = tforge's default bounded spin (GOMP_SPINCOUNT=10000) for all; "
-                        "passive = OMP_WAIT_POLICY=PASSIVE for all (steadier on a machine busy with other work); "
-                        "default = each stack's own default (libgomp spins 300,000 rounds)")
+    p.add_argument("--omp", default="passive", choices=["passive", "spin", "default"],
+                   help="OpenMP waiting for every stack: passive = OMP_WAIT_POLICY=PASSIVE for all (tforge's default); "
+                        "spin = a bounded spin (GOMP_SPINCOUNT=10000) for all; default = each stack's own default "
+                        "(libgomp spins 300,000 rounds, ruinous beside other work)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=[VAR=VALUE ...] [ARGS]",
                    help="another tforge column: environment settings, then @/path/to/another/tforge, then bench arguments (replacing the same ones), e.g. "
                         "'per-tensor=--per-tensor-optimizer' or 'passive=OMP_WAIT_POLICY=PASSIVE TFORGE_THREADS=fixed'")
@@ -142,7 +142,7 @@ def commands(a, python):
     return [(s, [str(x) for x in stacks[s][0]], stacks[s][1]) for s in wanted]
 
 
-OMP_ENV = {"same": {"GOMP_SPINCOUNT": "10000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "default": {}}
+OMP_ENV = {"spin": {"GOMP_SPINCOUNT": "10000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "default": {}}
 
 
 def run(cmd, extra_env, threads, omp):
