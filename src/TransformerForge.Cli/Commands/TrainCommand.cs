@@ -65,11 +65,13 @@ public static class TrainCommand
         var checkpointMinutes = new Option<double?>("--checkpoint-minutes") { Description = $"Also checkpoint when this many minutes passed since the last one, 0 = off [default: {new TrainOptions().CheckpointEverySeconds / 60}]." };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for torch [default: 1 for tasks, whose tiny models lose more to thread sync than they gain; else torch's default]." };
         var target = new Option<double?>("--target-exact-match") { Description = $"Tasks: stop once held-out exact match reaches this fraction, 0 = off [default: {Demo.TargetExactMatch}]." };
+        var precision = new Option<string?>("--precision") { Description = $"{string.Join(", ", Precision.Names)}: bf16/fp16 train in mixed precision over float32 master weights [default: fp32; may change on --resume]." };
 
         var cmd = new Command("train", "Train a model on a text corpus or a synthetic task (no arguments: the built-in reverse-task demo).")
         {
             config, preset, data, task, taskLength, taskSymbols, tokenizer, dim, depth, heads, seqLen, steps, batch, gradAccum, lr, warmup,
             weightDecay, gradClip, device, seed, outDir, resume, evalEvery, evalBatches, sampleEvery, logEvery, checkpointEvery, checkpointMinutes, target, threads,
+            precision,
         };
         cmd.SetAction(r =>
         {
@@ -78,7 +80,8 @@ public static class TrainCommand
                 r.GetValue(tokenizer), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads), r.GetValue(seqLen), r.GetValue(steps),
                 r.GetValue(batch), r.GetValue(gradAccum), r.GetValue(lr), r.GetValue(warmup), r.GetValue(weightDecay), r.GetValue(gradClip),
                 r.GetValue(device), r.GetValue(seed), r.GetValue(outDir), r.GetValue(resume), r.GetValue(evalEvery), r.GetValue(evalBatches),
-                r.GetValue(sampleEvery), r.GetValue(logEvery), r.GetValue(checkpointEvery), r.GetValue(checkpointMinutes), r.GetValue(target), r.GetValue(threads));
+                r.GetValue(sampleEvery), r.GetValue(logEvery), r.GetValue(checkpointEvery), r.GetValue(checkpointMinutes), r.GetValue(target), r.GetValue(threads),
+                r.GetValue(precision));
             return Run(s);
         });
         return cmd;
@@ -88,7 +91,7 @@ public static class TrainCommand
     sealed record TrainRequest(string? Config, string? Preset, string? Data, string? Task, int? TaskLength, int? TaskSymbols,
         string? Tokenizer, int? Dim, int? Depth, int? Heads, int? SeqLen, int? Steps, int? Batch, int? GradAccum, double? Lr,
         int? Warmup, double? WeightDecay, double? GradClip, string? Device, int? Seed, string? Out, bool Resume, int? EvalEvery,
-        int? EvalBatches, int? SampleEvery, int? LogEvery, int? CheckpointEvery, double? CheckpointMinutes, double? TargetExactMatch, int? Threads);
+        int? EvalBatches, int? SampleEvery, int? LogEvery, int? CheckpointEvery, double? CheckpointMinutes, double? TargetExactMatch, int? Threads, string? Precision);
 
     static int Run(TrainRequest q)
     {
@@ -97,7 +100,7 @@ public static class TrainCommand
         if (q.Threads is { } n)
         {
             if (n < 1) throw new ArgumentException($"--threads must be a positive integer, got {n}");
-            torch.set_num_threads(n);
+            ThreadPolicy.Fix(n);
         }
         if (q.CheckpointMinutes is < 0 || q.CheckpointMinutes is { } m && !double.IsFinite(m))
             throw new ArgumentException($"--checkpoint-minutes must be 0 (off) or a positive number, got {q.CheckpointMinutes}");
@@ -107,7 +110,7 @@ public static class TrainCommand
     /// <summary>Tasks train tiny models: one thread avoids OpenMP synchronisation that costs more than it saves (6x on 2 busy cores).</summary>
     static void DefaultThreads(TrainRequest q, bool task)
     {
-        if (q.Threads is null && task) torch.set_num_threads(1);
+        if (q.Threads is null && task) ThreadPolicy.Fix(1);
     }
 
     /// <summary>
@@ -179,6 +182,7 @@ public static class TrainCommand
             WeightDecay = q.WeightDecay ?? defaults.WeightDecay,
             GradClip = q.GradClip ?? defaults.GradClip,
             Device = q.Device ?? "cpu",
+            Precision = q.Precision ?? Precision.Fp32,
             Seed = q.Seed ?? defaults.Seed,
             OutDir = outDir,
             EvalEvery = q.EvalEvery ?? (text ? TextDefaults.EvalEvery : Demo.EvalEvery),
@@ -218,6 +222,7 @@ public static class TrainCommand
         {
             Steps = q.Steps ?? o.Steps,
             Device = q.Device ?? o.Device,
+            Precision = q.Precision ?? o.Precision,
             OutDir = q.Out,
             EvalEvery = q.EvalEvery ?? o.EvalEvery,
             EvalBatches = q.EvalBatches ?? o.EvalBatches,
