@@ -142,7 +142,8 @@ public static class Checkpoint
         Dictionary<string, Tensor>? rng = null;
         try
         {
-            CheckOptimizerSteps(optimizer, state.Step, optimizerPath);
+            // fp16 skips the optimizer on overflowing steps (the loss scaler's state is saved then): only an upper bound.
+            CheckOptimizerSteps(optimizer, state.Step, optimizerPath, everyStepApplied: state.LossScale is null);
             rng = SafeTensorsTorch.Load(rngPath);
             TrainingRng.Check(rng, rngPath);
             return new CheckpointContents(directory, state, data, optimizer, rng);
@@ -157,9 +158,10 @@ public static class Checkpoint
 
     /// <summary>
     /// Each parameter's AdamW step count is an int64 scalar between 0 and the trainer's step, and the largest equals it
-    /// (every optimizer step updates at least one parameter): a checkpoint whose parts come from different steps is refused.
+    /// when every step applies the optimizer (it updates at least one parameter): a checkpoint whose parts come from
+    /// different steps is refused.
     /// </summary>
-    static void CheckOptimizerSteps(IReadOnlyDictionary<string, Tensor> optimizer, int step, string source)
+    static void CheckOptimizerSteps(IReadOnlyDictionary<string, Tensor> optimizer, int step, string source, bool everyStepApplied)
     {
         long max = 0;
         bool any = false;
@@ -174,7 +176,7 @@ public static class Checkpoint
             max = Math.Max(max, v);
             any = true;
         }
-        if (any && max != step)
+        if (any && everyStepApplied && max != step)
             throw new InvalidDataException($"{source}: the optimizer state is at step {max}, but {TrainerState.FileName} says step {step}; the checkpoint's parts do not belong together");
     }
 

@@ -66,6 +66,8 @@ public sealed record TrainerState
         Require(double.IsFinite(ElapsedSeconds) && ElapsedSeconds is >= 0 and < 1e12, "elapsed_seconds", $"must be a non-negative number of seconds, got {ElapsedSeconds}");
         Require(TokensSeen >= 0, "tokens_seen", $"must not be negative, got {TokensSeen}");
         Require(double.IsFinite(NextLearningRate) && NextLearningRate >= 0, "next_learning_rate", $"must be a non-negative number, got {NextLearningRate}");
+        Require(LossScale is null || double.IsFinite(LossScale.Value) && LossScale > 0, "loss_scale", $"must be a positive number, got {LossScale}");
+        Require(LossScaleGoodSteps >= 0, "loss_scale_good_steps", $"must not be negative, got {LossScaleGoodSteps}");
         Require(Options is not null, "options", "are missing");
         try { Options!.Validate(); }
         catch (ArgumentException e) { throw new InvalidDataException($"{file}: {e.Message}"); }
