@@ -68,6 +68,7 @@ internal static class Reference
     public static Tensor CausalDepthwise(Tensor t, Tensor weight, Tensor bias, AttentionSpec s)
     {
         long b = t.shape[0], n = t.shape[1], features = t.shape[2], kernel = weight.shape[2];
+        Assert.Equal(s.DConvKernel, kernel);              // the configured width, not whatever the module chose
         var w = weight.select(1, 0);                       // [channels, K]
         if (s.DConvSharedHeads) (w, bias) = (w.repeat(s.Heads, 1), bias.repeat(s.Heads));
         Assert.Equal(features, w.shape[0]);
