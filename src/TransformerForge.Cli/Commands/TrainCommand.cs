@@ -212,7 +212,7 @@ public static class TrainCommand
     };
 
     static string DescribeModel(ModelConfig c) => c is TransformerWrapperConfig t
-        ? $"{t.AttnLayers.Type}, dim {t.AttnLayers.Dim}, depth {t.AttnLayers.Depth}, heads {t.AttnLayers.Heads}, vocab {t.NumTokens}, max_seq_len {t.MaxSeqLen}"
+        ? $"{t.AttnLayers.Type.JsonName()}, dim {t.AttnLayers.Dim}, depth {t.AttnLayers.Depth}, heads {t.AttnLayers.Heads}, vocab {t.NumTokens}, max_seq_len {t.MaxSeqLen}"
         : c.Type;
 
     /// <summary>Fails early, naming the file, for a missing or empty corpus (before tokenizer or model work).</summary>

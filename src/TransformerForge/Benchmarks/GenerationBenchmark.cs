@@ -17,10 +17,10 @@ public static class GenerationBenchmark
         string positions = "rotary", Action<string>? log = null)
     {
         manual_seed(0);
-        var layers = new AttentionLayersConfig { Type = "Decoder", Dim = dim, Depth = depth, Heads = heads, AttnDimHead = dim / heads };
+        var layers = new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = dim, Depth = depth, Heads = heads, Attn = new AttentionOptions { DimHead = dim / heads } };
         layers = positions switch
         {
-            "rotary" => layers with { RotaryPosEmb = true, AttnDimHead = Math.Max(32, dim / heads) },
+            "rotary" => layers with { RotaryPosEmb = true, Attn = layers.Attn with { DimHead = Math.Max(32, dim / heads) } },
             "alibi" => layers with { AlibiPosBias = true },
             "t5" => layers with { RelPosBias = true },
             "absolute" => layers,

@@ -17,7 +17,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void GradientsReachEveryParameter(bool sharedKeyValues)
     {
         manual_seed(11);
-        using var model = new FeedbackLanguageModel(numTokens: 13, dModel: 16, heads: 2, dFf: 32, nLayers: 3, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 13, dim: 16, heads: 2, ffInnerDim: 32, depth: 3, sharedKeyValues);
         var tokens = randint(13, [2, 9], dtype: ScalarType.Int64);
 
         var logits = model.forward(tokens);
@@ -45,7 +45,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void CachedMemoryGivesSameOutputsAndGradientsAsRecomputingIt(bool sharedKeyValues)
     {
         manual_seed(5);
-        using var model = new FeedbackTransformer(dModel: 8, heads: 2, dFf: 16, nLayers: 2, sharedKeyValues, maxMemory: 128);
+        using var model = new FeedbackTransformer(dim: 8, heads: 2, ffInnerDim: 16, depth: 2, sharedKeyValues, maxMemory: 128);
         model.to(ScalarType.Float64);
         // Perturbed as the fixtures are: the position terms (zero at the start) and memory weights (equal) take part.
         Weights.Perturb(model);
@@ -74,7 +74,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void StepByStepEqualsWholeSequence(bool sharedKeyValues)
     {
         manual_seed(9);
-        using var model = new FeedbackLanguageModel(numTokens: 11, dModel: 16, heads: 4, dFf: 32, nLayers: 2, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 11, dim: 16, heads: 4, ffInnerDim: 32, depth: 2, sharedKeyValues);
         model.to(ScalarType.Float64);
         Weights.Perturb(model);
         model.eval();
@@ -101,7 +101,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void LeftPaddingIsInvisible(bool sharedKeyValues)
     {
         manual_seed(21);
-        using var model = new FeedbackLanguageModel(numTokens: 11, dModel: 16, heads: 4, dFf: 32, nLayers: 2, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 11, dim: 16, heads: 4, ffInnerDim: 32, depth: 2, sharedKeyValues);
         model.to(ScalarType.Float64);
         Weights.Perturb(model);
         model.eval();
@@ -125,7 +125,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void CachedGenerationEqualsRecomputedGeneration(bool sharedKeyValues)
     {
         manual_seed(4);
-        using var model = new FeedbackLanguageModel(numTokens: 17, dModel: 16, heads: 2, dFf: 32, nLayers: 2, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 17, dim: 16, heads: 2, ffInnerDim: 32, depth: 2, sharedKeyValues);
         Weights.Perturb(model);
         var prompt = randint(17, [2, 3], dtype: ScalarType.Int64);
 
@@ -143,7 +143,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void DetachedMemoryCarriesOverSegments(bool sharedKeyValues)
     {
         manual_seed(8);
-        using var model = new FeedbackLanguageModel(numTokens: 7, dModel: 8, heads: 2, dFf: 16, nLayers: 2, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 7, dim: 8, heads: 2, ffInnerDim: 16, depth: 2, sharedKeyValues);
         model.to(ScalarType.Float64);
         Weights.Perturb(model);
         var tokens = randint(7, [2, 12], dtype: ScalarType.Int64);
@@ -188,7 +188,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
                 {
                     if (model.SharedKeyValues)
                     {
-                        var shape = new long[] { memoryTensor.shape[0], memoryTensor.shape[1], model.Heads, model.HeadDim };
+                        var shape = new long[] { memoryTensor.shape[0], memoryTensor.shape[1], model.Heads, model.DimHead };
                         keys = ((Linear)modules["memory_key"]).forward(memoryTensor).view(shape);
                         values = ((Linear)modules["memory_value"]).forward(memoryTensor).view(shape);
                     }

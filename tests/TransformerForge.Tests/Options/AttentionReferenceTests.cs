@@ -49,11 +49,14 @@ public class AttentionReferenceTests
     [InlineData("\"attn_dconv\": true", 3, false)]
     [InlineData("\"attn_dconv\": true, \"attn_dconv_kernel_size\": 5", 5, false)]
     [InlineData("\"attn_dconv\": true, \"attn_dconv_shared_heads\": true, \"attn_dconv_kernel_size\": 4", 4, true)]
-    [Proves("AttentionLayers.primer_ez", "AttentionLayers.attn_dconv", "AttentionLayers.attn_dconv_kernel_size", "AttentionLayers.attn_dconv_shared_heads")]
+    [InlineData("\"primer_ez\": true, \"attn_dconv_shared_heads\": true, \"attn_qkv_bias\": true", 3, true)]
+    [Proves("AttentionLayers.primer_ez", "AttentionLayers.attn_dconv", "AttentionLayers.attn_dconv_kernel_size",
+        "AttentionLayers.attn_dconv_shared_heads", "AttentionLayers.attn_qkv_bias")]
     public void MultiDConvHeadAttentionConvolvesQueriesKeysAndValues(string options, int kernel, bool sharedHeads)
     {
         // Primer's MDHA: a causal depth-wise convolution after each of the q, k and v projections.
         var m = Build.Stack(Stack(options + ", \"custom_layers\": [\"a\"]"));
+        Assert.Equal(options.Contains("attn_qkv_bias"), Weights.Has(m, "layers.0.1.to_q.bias"));
         var x = Build.Randn(1, 2, 10, 32);
         var (output, maps) = Build.RunWithAttention(m, x);
         var spec = new AttentionSpec(Heads: 4, DimHead: 8, Causal: true, DConvKernel: kernel, DConvSharedHeads: sharedHeads);

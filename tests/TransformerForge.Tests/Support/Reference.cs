@@ -29,9 +29,13 @@ internal static class Reference
         Tensor P(string name) => Weights.Param(m, prefix + name);
         long b = x.shape[0], n = x.shape[1];
         var h = LayerNorm(x, P("0.weight"), P("0.bias"));
-        var q = h.matmul(P("1.to_q.weight").t());
-        var k = h.matmul(P("1.to_k.weight").t());
-        var v = h.matmul(P("1.to_v.weight").t());
+        // x-transformers' projections have no bias; attn_qkv_bias (labml's Primer) adds one.
+        Tensor Project(string name)
+        {
+            var y = h.matmul(P($"1.{name}.weight").t());
+            return Weights.Has(m, $"{prefix}1.{name}.bias") ? y + P($"1.{name}.bias") : y;
+        }
+        var (q, k, v) = (Project("to_q"), Project("to_k"), Project("to_v"));
         if (s.DConvKernel > 0)
         {
             // Primer: each projection is followed by a causal depth-wise convolution along the sequence.

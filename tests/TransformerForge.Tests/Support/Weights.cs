@@ -44,6 +44,8 @@ internal static class Weights
         m.named_parameters().FirstOrDefault(p => p.name == name).parameter
         ?? throw new KeyNotFoundException($"no parameter '{name}'; the model has {string.Join(", ", m.named_parameters().Select(p => p.name))}");
 
+    public static bool Has(nn.Module m, string name) => m.named_parameters().Any(p => p.name == name);
+
     /// <summary>Sets a parameter's value (shape must match).</summary>
     public static void Set(nn.Module m, string name, Tensor value)
     {

@@ -85,7 +85,7 @@ public class TrainerTests
     {
         using var data = TrainingFixtures.CopyTask();
         var config = TrainingFixtures.TinyDecoder();
-        config = config with { AttnLayers = config.AttnLayers with { Type = "Encoder" } };
+        config = config with { AttnLayers = config.AttnLayers with { Type = LayerStackType.Encoder } };
         var e = Assert.Throws<ConfigException>(() => Trainer.Create(config, data, TrainingFixtures.TinyOptions()));
         Assert.Contains("causal", e.Message);
     }
@@ -136,10 +136,10 @@ public class TrainerResumeTests
         using var data = TrainingFixtures.CopyTask();
 
         // Both runs start from the same weights, perturbed as the fixtures are, and the same torch seed.
-        Trainer Fresh(string outDir, out nn.Module model)
+        Trainer Fresh(string outDir, out TransformerForge.Models.LanguageModel model)
         {
             torch.random.manual_seed(options.Seed);
-            model = Weights.Perturb(TransformerForge.Models.ModelFactory.Create(config));
+            model = Weights.Perturb(TransformerForge.Models.ModelFactory.CreateLanguageModel(config));
             return new Trainer(model, config, data, options with { OutDir = outDir });
         }
 
