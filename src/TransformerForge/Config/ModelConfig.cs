@@ -13,7 +13,7 @@ public abstract record ModelConfig
     public abstract string Type { get; }
 
     public static readonly string[] Types =
-        { "TransformerWrapper", "ContinuousTransformerWrapper", "ViTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender", "AttentionLayers", "FeedbackTransformer" };
+        { "TransformerWrapper", "ContinuousTransformerWrapper", "ViTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender", "AttentionLayers", "FeedbackTransformer", TransformerPlusPlusConfig.TypeName };
 
     public static ModelConfig Parse(string json)
     {
@@ -45,6 +45,8 @@ public abstract record ModelConfig
     public static ModelConfig FromJson(JsonElement obj)
     {
         if (obj.ValueKind != JsonValueKind.Object) throw new ConfigException("", "the model configuration must be a JSON object");
+        // Archai's ArchConfig files (Transformer++ architectures) have no type.
+        if (ArchaiArchitecture.Matches(obj)) return ArchaiArchitecture.Read(obj);
         var type = obj.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         return type switch
         {
@@ -53,6 +55,7 @@ public abstract record ModelConfig
             "ViTransformerWrapper" => ViTransformerWrapperConfig.FromJson(obj),
             "XTransformer" => XTransformerConfig.FromJson(obj),
             "FeedbackTransformer" => FeedbackTransformerConfig.FromJson(obj),
+            TransformerPlusPlusConfig.TypeName => TransformerPlusPlusConfig.FromJson(obj),
             "Encoder" or "Decoder" or "CrossAttender" or "AttentionLayers" => new AttentionLayersModelConfig(AttentionLayersConfig.FromJson(obj, "")),
             _ => throw new ConfigException("type", $"expected one of {string.Join(", ", Types)}, got {(type is null ? "nothing" : $"'{type}'")}"),
         };

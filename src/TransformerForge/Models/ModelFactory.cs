@@ -15,6 +15,7 @@ public static class ModelFactory
         XTransformerConfig c => new XTransformer(c),
         FeedbackTransformerConfig c => new FeedbackLanguageModel(c.NumTokens, c.Dim, c.Heads, c.FeedForwardWidth, c.Depth, c.SharedKv, c.Dropout, c.MaxSeqLen - 1),
         AttentionLayersModelConfig c => new AttentionLayers(c.Layers),
+        TransformerPlusPlusConfig c => new TransformerPlusPlus(c),
         _ => throw new ConfigException("type", $"no model for configuration type '{config.Type}'"),
     };
 }
