@@ -1,5 +1,7 @@
 using System.CommandLine;
 using TransformerForge.Benchmarks;
+using TransformerForge.Config;
+using TransformerForge.Models;
 using TransformerForge.Runtime;
 
 namespace TransformerForge.Cli.Commands;
@@ -12,6 +14,7 @@ public static class BenchCommand
         var bench = new Command("bench", "Speed benchmarks (figures and ratios).");
         bench.Subcommands.Add(Generate());
         bench.Subcommands.Add(Feedback());
+        bench.Subcommands.Add(Conv());
         return bench;
     }
 
@@ -22,14 +25,26 @@ public static class BenchCommand
         var depth = new Option<int>("--depth") { DefaultValueFactory = _ => 4 };
         var heads = new Option<int>("--heads") { DefaultValueFactory = _ => 8 };
         var positions = new Option<string>("--positions") { Description = "rotary, alibi, t5 or absolute", DefaultValueFactory = _ => "rotary" };
+        var config = new Option<string?>("--config") { Description = "Benchmark this model JSON instead (any language model: a decoder, a Transformer++ or Archai file, ...); --dim/--depth/--heads/--positions then do not apply." };
         var device = CliRunner.DeviceOption();
-        var cmd = new Command("generate", "KV-cached vs. recomputed generation of the same decoder.") { tokens, dim, depth, heads, positions, device };
+        var cmd = new Command("generate", "Cached vs. recomputed generation of the same model (a decoder, or --config).") { tokens, dim, depth, heads, positions, config, device };
         cmd.SetAction(r =>
         {
             var dev = TorchRuntime.SelectDevice(r.GetValue(device)!);
+            IReadOnlyList<BenchmarkRow> rows;
+            if (r.GetValue(config) is { } path)
+            {
+                var modelConfig = ModelConfig.Load(path);
+                Console.WriteLine($"{path} ({modelConfig.Type}), prompt 16, {r.GetValue(tokens)} new tokens, greedy, {dev}, {TorchSharp.torch.get_num_threads()} threads, load average {LoadAverage()}");
+                TorchSharp.torch.manual_seed(0);
+                using var module = ModelFactory.Create(modelConfig);
+                rows = GenerationBenchmark.Measure(module, dev, r.GetValue(tokens), Console.WriteLine);
+                Console.WriteLine($"speed-up of the cache: {rows[0].TokensPerSecond / rows[1].TokensPerSecond:F1}x");
+                return rows.All(x => x.Note == "") ? 0 : 1;
+            }
             Console.WriteLine($"decoder dim {r.GetValue(dim)} depth {r.GetValue(depth)} heads {r.GetValue(heads)}, {r.GetValue(positions)} positions, " +
                               $"prompt 16, {r.GetValue(tokens)} new tokens, greedy, {dev}, {TorchSharp.torch.get_num_threads()} threads");
-            var rows = GenerationBenchmark.Run(dev, r.GetValue(tokens), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads), r.GetValue(positions)!, Console.WriteLine);
+            rows = GenerationBenchmark.Run(dev, r.GetValue(tokens), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads), r.GetValue(positions)!, Console.WriteLine);
             Console.WriteLine($"speed-up of the cache: {rows[0].TokensPerSecond / rows[1].TokensPerSecond:F1}x");
             return rows.All(x => x.Note == "") ? 0 : 1;
         });
@@ -88,6 +103,38 @@ public static class BenchCommand
                 rows.AddRange(FeedbackBenchmark.Run(dev, options with { Layers = depth }, Console.WriteLine));
             Console.WriteLine();
             foreach (var line in FeedbackBenchmark.Table(rows)) Console.WriteLine(line);
+            Console.WriteLine($"load average after: {LoadAverage()}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command Conv()
+    {
+        var lengths = new Option<long[]>("--lengths") { Description = "Sequence lengths.", DefaultValueFactory = _ => [1024, 2048, 4096], AllowMultipleArgumentsPerToken = true };
+        var taps = new Option<long[]>("--taps") { Description = "Kernel taps (those up to each length; SGConv's kernels reach the whole sequence).", DefaultValueFactory = _ => [16, 32, 64, 128, 256, 512, 1024, 2048, 4096], AllowMultipleArgumentsPerToken = true };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 4 };
+        var channels = new Option<int>("--channels") { DefaultValueFactory = _ => 128 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed runs of each (median reported).", DefaultValueFactory = _ => 7 };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)." };
+        var device = CliRunner.DeviceOption();
+        var cmd = new Command("conv", "SGConv's long causal convolution: direct sum vs. FFT (interleaved), and which one Transformer++ picks.")
+        {
+            lengths, taps, batch, channels, repeats, threads, device,
+        };
+        cmd.SetAction(r =>
+        {
+            var dev = TorchRuntime.SelectDevice(r.GetValue(device)!);
+            if (r.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            Console.WriteLine($"input [{r.GetValue(batch)}, {r.GetValue(channels)}, length], kernel [{r.GetValue(channels)}, taps], float32, forward; " +
+                              $"median of {r.GetValue(repeats)} interleaved runs; {dev}, {TorchSharp.torch.get_num_threads()} threads, load average {LoadAverage()}");
+            var rows = ConvolutionBenchmark.Run(dev, r.GetValue(lengths)!, r.GetValue(taps)!, r.GetValue(batch), r.GetValue(channels), r.GetValue(repeats), Console.WriteLine);
+            foreach (var length in rows.Select(x => x.Length).Distinct())
+            {
+                var faster = rows.Where(x => x.Length == length && x.FftSpeedup > 1).Select(x => x.Taps).DefaultIfEmpty(-1).Min();
+                Console.WriteLine(faster < 0 ? $"length {length}: the direct sum was faster at every kernel size measured"
+                    : $"length {length}: the FFT is faster from {faster} taps on (of those measured)");
+            }
             Console.WriteLine($"load average after: {LoadAverage()}");
             return 0;
         });

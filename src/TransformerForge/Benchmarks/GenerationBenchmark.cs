@@ -27,8 +27,22 @@ public static class GenerationBenchmark
             _ => throw new ArgumentException($"unknown positions '{positions}' (rotary, alibi, t5, absolute)"),
         };
         using var model = new TransformerWrapper(new TransformerWrapperConfig { NumTokens = 256, MaxSeqLen = newTokens + 64, AttnLayers = layers });
-        model.to(device).eval();
-        var prompt = randint(0, 256, new long[] { 1, 16 }, device: device);
+        return Measure(model, device, newTokens, log);
+    }
+
+    /// <summary>
+    /// Cached vs. recomputed greedy generation of <paramref name="module"/> (an <see cref="ILanguageModel"/>, moved to
+    /// <paramref name="device"/>): a 16-token prompt, then <paramref name="newTokens"/> tokens, which must fit its max_seq_len.
+    /// </summary>
+    public static IReadOnlyList<BenchmarkRow> Measure(nn.Module module, Device device, int newTokens, Action<string>? log = null)
+    {
+        var model = module as ILanguageModel ?? throw new ArgumentException($"a {module.GetType().Name} is not a language model");
+        const int promptLength = 16;
+        if (promptLength + newTokens > model.MaxSeqLen)
+            throw new ArgumentException($"a {promptLength}-token prompt and {newTokens} new tokens exceed the model's max_seq_len {model.MaxSeqLen}; ask for fewer --tokens");
+        module.to(device).eval();
+        manual_seed(0);
+        var prompt = randint(0, model.NumTokens, new long[] { 1, promptLength }, device: device);
 
         var rows = new List<BenchmarkRow>();
         Tensor? reference = null;

@@ -88,7 +88,7 @@ public static class LongConvolution
     }
 
     /// <summary>Kernel taps per log2(transform size) below which the direct sum is faster (measured, see <see cref="UseFft"/>).</summary>
-    public const double DirectTapsPerLog = 6;
+    public const double DirectTapsPerLog = 32;
 
     /// <summary>The direct sum: a depth-wise conv1d of the (zero-padded) window with the flipped kernel.</summary>
     public static Tensor Direct(Tensor u, Tensor kernel, long outputs)
