@@ -1,0 +1,51 @@
+using System.Text.Json.Nodes;
+using TransformerForge.Tests.Data;
+using TransformerForge.Tests.Training;
+
+namespace TransformerForge.Tests.Tfpp;
+
+/// <summary><c>tforge train --config</c> and <c>tforge generate</c> with an Archai architecture file, as a user runs them.</summary>
+public class TransformerPlusPlusCliTests
+{
+    static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
+    static string ArchaiExample => Path.Combine(TestPaths.RepoRoot, "docs", "examples", "archai-tfpp.json");
+
+    /// <summary>docs/examples/archai-tfpp.json: six mixers over three layers (Archai's to_file output, unchanged).</summary>
+    [Fact]
+    public void AnArchaiArchitectureTrainsResumesAndGenerates()
+    {
+        using var tmp = new TempDir();
+        var corpus = tmp.File("c.txt", string.Concat(Enumerable.Repeat("to be or not to be, that is the question. ", 200)));
+        var run = Path.Combine(tmp.Path, "run");
+        var train = CliProcess.Run(Timeout, "train", "--config", ArchaiExample, "--data", corpus, "--seq-len", "32", "--steps", "12",
+            "--batch", "4", "--warmup", "2", "--eval-every", "6", "--eval-batches", "2", "--sample-every", "0", "--log-every", "6", "--out", run);
+        Assert.True(train.Code == 0, train.Stdout + train.Stderr);
+        Assert.Contains("Transformer++ (codegen)", train.Stdout);
+        Assert.Contains("sep_conv1d:1 sgconv3:1 local_attn:1 lsh_attn:1", train.Stdout);
+        Assert.Contains("step 12/12", train.Stdout);
+        var saved = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "checkpoint", "config.json")))!;
+        Assert.Equal("TransformerPlusPlus", saved["type"]!.GetValue<string>());
+
+        var resumed = CliProcess.Run(Timeout, "train", "--out", run, "--resume", "--steps", "14", "--log-every", "1", "--sample-every", "0");
+        Assert.True(resumed.Code == 0, resumed.Stdout + resumed.Stderr);
+        Assert.Contains("step 14/14", resumed.Stdout);
+
+        var generate = CliProcess.Run(Timeout, "generate", "--model", Path.Combine(run, "checkpoint"), "--prompt", "to be", "--tokens", "12", "--seed", "1");
+        Assert.True(generate.Code == 0, generate.Stdout + generate.Stderr);
+        Assert.StartsWith("to be", generate.Stdout);
+        Assert.True(generate.Stdout.TrimEnd().Length > "to be".Length, generate.Stdout);
+    }
+
+    [Fact]
+    public void AnUnknownOpIsOneLineNamingTheLayerAndKey()
+    {
+        using var tmp = new TempDir();
+        var json = File.ReadAllText(ArchaiExample).Replace("\"sep_conv1d\",\n                        0.25", "\"sep_conv2d\",\n                        0.25");
+        var config = tmp.File("arch.json", json);
+        var r = CliProcess.Run(Timeout, "train", "--config", config, "--task", "copy", "--out", Path.Combine(tmp.Path, "run"));
+        Assert.True(r.Code == 2, $"exit code {r.Code}\n{r.Stdout}\n{r.Stderr}");
+        Assert.Contains("hidden_layers._configs.1.op_allocation[1]", r.Stderr);
+        Assert.Contains("unknown op 'sep_conv2d'", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+    }
+}
