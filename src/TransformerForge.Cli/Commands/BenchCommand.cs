@@ -37,7 +37,7 @@ public static class BenchCommand
                 var modelConfig = ModelConfig.Load(path);
                 Console.WriteLine($"{path} ({modelConfig.Type}), prompt 16, {r.GetValue(tokens)} new tokens, greedy, {dev}, {TorchSharp.torch.get_num_threads()} threads, load average {LoadAverage()}");
                 TorchSharp.torch.manual_seed(0);
-                using var module = ModelFactory.Create(modelConfig);
+                using var module = ModelFactory.CreateLanguageModel(modelConfig);
                 rows = GenerationBenchmark.Measure(module, dev, r.GetValue(tokens), Console.WriteLine);
                 Console.WriteLine($"speed-up of the cache: {rows[0].TokensPerSecond / rows[1].TokensPerSecond:F1}x");
                 return rows.All(x => x.Note == "") ? 0 : 1;
@@ -57,7 +57,7 @@ public static class BenchCommand
         var layers = new Option<int[]>("--layers")
         {
             Description = "Depths to benchmark; several (--layers 2 4 8) give a table per depth.",
-            DefaultValueFactory = _ => [defaults.Layers], AllowMultipleArgumentsPerToken = true,
+            DefaultValueFactory = _ => [defaults.Depth], AllowMultipleArgumentsPerToken = true,
         };
         var seq = new Option<int>("--seq") { Description = "Training sequence length.", DefaultValueFactory = _ => defaults.SeqLen };
         var batch = new Option<int>("--batch") { Description = "Training batch size.", DefaultValueFactory = _ => defaults.Batch };
@@ -66,9 +66,9 @@ public static class BenchCommand
         var prompt = new Option<int>("--prompt") { Description = "Generation prompt length.", DefaultValueFactory = _ => defaults.PromptLength };
         var tokens = new Option<int>("--tokens") { Description = "New tokens per generation.", DefaultValueFactory = _ => defaults.NewTokens };
         var repeats = new Option<int>("--repeats") { Description = "Timed generations (median reported).", DefaultValueFactory = _ => defaults.GenerationRepeats };
-        var dim = new Option<int>("--dim") { DefaultValueFactory = _ => defaults.DModel };
+        var dim = new Option<int>("--dim") { DefaultValueFactory = _ => defaults.Dim };
         var heads = new Option<int>("--heads") { DefaultValueFactory = _ => defaults.Heads };
-        var ff = new Option<int>("--ff") { Description = "Feed-forward hidden width.", DefaultValueFactory = _ => defaults.DFf };
+        var ff = new Option<int>("--ff") { Description = "Feed-forward hidden width.", DefaultValueFactory = _ => defaults.FfInnerDim };
         var positions = new Option<string>("--positions") { Description = "The decoder's positions: rotary or absolute", DefaultValueFactory = _ => defaults.Positions };
         var maxMemory = new Option<int?>("--max-memory") { Description = "Relative positions the feedback models learn (default: what the run needs; labml: 4096)." };
         var models = new Option<string[]>("--models")
@@ -90,17 +90,17 @@ public static class BenchCommand
             {
                 SeqLen = r.GetValue(seq), Batch = r.GetValue(batch), WarmupSteps = r.GetValue(warmup), Steps = r.GetValue(steps),
                 PromptLength = r.GetValue(prompt), NewTokens = r.GetValue(tokens), GenerationRepeats = r.GetValue(repeats),
-                DModel = r.GetValue(dim), Heads = r.GetValue(heads), DFf = r.GetValue(ff), Positions = r.GetValue(positions)!,
+                Dim = r.GetValue(dim), Heads = r.GetValue(heads), FfInnerDim = r.GetValue(ff), Positions = r.GetValue(positions)!,
                 MaxMemory = r.GetValue(maxMemory), Models = r.GetValue(models)!.Select(FeedbackBenchmark.Parse).ToArray(),
             };
-            Console.WriteLine($"vocabulary {options.Vocabulary}, d_model {options.DModel}, heads {options.Heads}, d_ff {options.DFf}; " +
+            Console.WriteLine($"vocabulary {options.Vocabulary}, dim {options.Dim}, heads {options.Heads}, feed-forward width {options.FfInnerDim}; " +
                               $"training: batch {options.Batch} x seq {options.SeqLen}, {options.WarmupSteps} warm-up + {options.Steps} timed steps, AdamW; " +
                               $"generation: greedy, cached, batch 1, prompt {options.PromptLength}, {options.NewTokens} new tokens, median of {options.GenerationRepeats}; " +
                               $"decoder positions {options.Positions}; feedback max memory {options.MaxMemory ?? options.NeededMemory}");
             Console.WriteLine($"{dev}, {TorchSharp.torch.get_num_threads()} threads, {Environment.ProcessorCount} logical CPUs, load average {LoadAverage()}");
             var rows = new List<FeedbackBenchmarkRow>();
             foreach (var depth in r.GetValue(layers)!)
-                rows.AddRange(FeedbackBenchmark.Run(dev, options with { Layers = depth }, Console.WriteLine));
+                rows.AddRange(FeedbackBenchmark.Run(dev, options with { Depth = depth }, Console.WriteLine));
             Console.WriteLine();
             foreach (var line in FeedbackBenchmark.Table(rows)) Console.WriteLine(line);
             Console.WriteLine($"load average after: {LoadAverage()}");

@@ -58,21 +58,20 @@ public static class EvalCommand
                 ? s : TrainingDataSpec.ForTask(taskName);
         else spec = saved ?? throw new ArgumentException($"'{dir}' does not say what it was trained on ({TrainingDataSpec.FileName}); give --data or --task");
 
-        var (config, module) = ModelDirectory.Load(dir);
-        using var _ = module;
-        module.to(device);
-        var lm = module as ILanguageModel ?? throw new ArgumentException($"the model in '{dir}' ({config.Type}) is not a language model");
+        var (_, lm) = ModelDirectory.LoadLanguageModel(dir);
+        using var model = lm;
+        lm.to(device);
         if (spec.Kind == TrainingDataSpec.TextKind && spec.SeqLen is null or 0) spec = spec with { SeqLen = lm.MaxSeqLen };
         var useSavedTokenizer = spec.Kind == TrainingDataSpec.TextKind && hasTokenizer && tokenizerKind is null;
         using var data = spec.Open(useSavedTokenizer ? dir : null);
 
-        var metrics = Evaluator.Evaluate(module, data, batches, batch, device);
+        var metrics = Evaluator.Evaluate(lm, data, batches, batch, device);
         Console.WriteLine($"model: {dir}");
         Console.WriteLine($"data: {data.Description}");
         Console.WriteLine(TrainingConsole.Describe(metrics));
         if (samples > 0)
         {
-            module.eval();
+            lm.eval();
             foreach (var line in data.Samples(lm, data.DefaultSampling(0), samples, 100, device)) Console.WriteLine($"  {line}");
         }
         return 0;

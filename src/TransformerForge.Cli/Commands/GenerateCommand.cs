@@ -28,10 +28,9 @@ public static class GenerateCommand
         {
             var dev = TorchRuntime.SelectDevice(r.GetValue(device)!);
             var dir = r.GetValue(model)!;
-            var (_, module) = ModelDirectory.Load(dir);
-            if (module is not ILanguageModel lm) throw new ArgumentException($"the model in '{dir}' is not a language model ({module.GetType().Name})");
+            var (_, lm) = ModelDirectory.LoadLanguageModel(dir);
             var tokenizer = Tokenizers.Load(dir);
-            module.to(dev);
+            lm.to(dev);
 
             var ids = tokenizer.Encode(r.GetValue(prompt)!);
             if (ids.Length == 0) throw new ArgumentException("the prompt encodes to no tokens");

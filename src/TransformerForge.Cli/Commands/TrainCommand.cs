@@ -219,7 +219,7 @@ public static class TrainCommand
 
     static string DescribeModel(ModelConfig c) => c switch
     {
-        TransformerWrapperConfig t => $"{t.AttnLayers.Type}, dim {t.AttnLayers.Dim}, depth {t.AttnLayers.Depth}, heads {t.AttnLayers.Heads}, vocab {t.NumTokens}, max_seq_len {t.MaxSeqLen}",
+        TransformerWrapperConfig t => $"{t.AttnLayers.Type.JsonName()}, dim {t.AttnLayers.Dim}, depth {t.AttnLayers.Depth}, heads {t.AttnLayers.Heads}, vocab {t.NumTokens}, max_seq_len {t.MaxSeqLen}",
         TransformerPlusPlusConfig p => $"Transformer++ ({p.Block}), dim {p.Dim}, depth {p.Depth}, mixers " +
             string.Join(" | ", p.Layers.Select(l => string.Join(" ", l.Mixers.Select(m => $"{m.Op}:{m.Heads}")))) + $", vocab {p.NumTokens}, max_seq_len {p.MaxSeqLen}",
         _ => c.Type,

@@ -50,7 +50,7 @@ public static class FeedbackBenchmark
         {
             var row = RunModel(device, kind, options);
             log?.Invoke(string.Create(CultureInfo.InvariantCulture,
-                $"{row.Name,-12} {row.Layers} layers: train {row.TrainTokensPerSecond,9:F0} tok/s, generate {row.GenerateTokensPerSecond,7:F1} tok/s, peak +{row.RunPeakMemoryMiB:F0} / +{row.StepPeakMemoryMiB:F0} MiB"));
+                $"{row.Name,-12} {row.Depth} layers: train {row.TrainTokensPerSecond,9:F0} tok/s, generate {row.GenerateTokensPerSecond,7:F1} tok/s, peak +{row.RunPeakMemoryMiB:F0} / +{row.StepPeakMemoryMiB:F0} MiB"));
             rows.Add(row);
         }
         return rows;
@@ -61,21 +61,20 @@ public static class FeedbackBenchmark
     {
         options.Validate();
         manual_seed(options.Seed);
-        using var module = Build(kind, options);
-        module.to(device);
-        var model = (ILanguageModel)module;
-        var parameters = module.parameters().Sum(p => p.numel());
-        using var optimizer = optim.AdamW(module.parameters(), lr: 1e-3);
+        using var model = Build(kind, options);
+        model.to(device);
+        var parameters = model.parameters().Sum(p => p.numel());
+        using var optimizer = optim.AdamW(model.parameters(), lr: 1e-3);
 
         manual_seed(options.Seed + 1);
         // SeqLen + 1 tokens: SeqLen inputs, each predicting the next.
         using var batch = randint(0, options.Vocabulary, [options.Batch, options.SeqLen + 1], device: device);
         using var prompt = randint(0, options.Vocabulary, [1, options.PromptLength], device: device);
 
-        var train = Train(module, model, optimizer, batch, device, options);
+        var train = Train(model, optimizer, batch, device, options);
         var generate = Generate(model, prompt, device, options);
 
-        return new FeedbackBenchmarkRow(kind, options.Layers, parameters,
+        return new FeedbackBenchmarkRow(kind, options.Depth, parameters,
             options.Batch * (double)options.SeqLen / train.Step, train.Step, train.Forward, train.Backward, train.Optimizer,
             options.NewTokens / generate, train.RunPeakMiB, train.StepPeakMiB, train.Method);
     }
@@ -87,10 +86,10 @@ public static class FeedbackBenchmark
         yield return "model        layers  params  train tok/s  step ms (fwd / bwd / adamw)  gen tok/s  peak RSS run / step";
         foreach (var r in rows)
             yield return string.Format(c, "{0,-12} {1,6} {2,7:F2}M {3,12:F0} {4,8:F1} ({5,6:F1} / {6,6:F1} / {7,5:F1}) {8,10:F1} {9,8:F0} / {10,4:F0} MiB",
-                r.Name, r.Layers, r.Parameters / 1e6, r.TrainTokensPerSecond, r.StepSeconds * 1e3, r.ForwardSeconds * 1e3,
+                r.Name, r.Depth, r.Parameters / 1e6, r.TrainTokensPerSecond, r.StepSeconds * 1e3, r.ForwardSeconds * 1e3,
                 r.BackwardSeconds * 1e3, r.OptimizerSeconds * 1e3, r.GenerateTokensPerSecond, r.RunPeakMemoryMiB, r.StepPeakMemoryMiB);
 
-        foreach (var depth in rows.GroupBy(r => r.Layers))
+        foreach (var depth in rows.GroupBy(r => r.Depth))
         {
             var byModel = depth.GroupBy(r => r.Model).ToDictionary(g => g.Key, g => g.First());
             byModel.TryGetValue(FeedbackBenchmarkModel.Decoder, out var decoder);
@@ -131,7 +130,7 @@ public static class FeedbackBenchmark
         foreach (var kind in options.Models) RunModel(device, kind, tiny);
     }
 
-    private static nn.Module<Tensor, Tensor> Build(FeedbackBenchmarkModel kind, FeedbackBenchmarkOptions o) => kind switch
+    private static LanguageModel Build(FeedbackBenchmarkModel kind, FeedbackBenchmarkOptions o) => kind switch
     {
         FeedbackBenchmarkModel.Decoder => new TransformerWrapper(new TransformerWrapperConfig
         {
@@ -139,18 +138,18 @@ public static class FeedbackBenchmark
             MaxSeqLen = o.NeededMemory,
             AttnLayers = new AttentionLayersConfig
             {
-                Type = "Decoder", Dim = o.DModel, Depth = o.Layers, Heads = o.Heads, AttnDimHead = o.DModel / o.Heads,
-                FfMult = (double)o.DFf / o.DModel, RotaryPosEmb = o.Positions == "rotary",
+                Type = LayerStackType.Decoder, Dim = o.Dim, Depth = o.Depth, Heads = o.Heads, RotaryPosEmb = o.Positions == "rotary",
+                Attn = new AttentionOptions { DimHead = o.Dim / o.Heads }, Ff = new FeedForwardOptions { Mult = (double)o.FfInnerDim / o.Dim },
             },
         }),
-        _ => new FeedbackLanguageModel(o.Vocabulary, o.DModel, o.Heads, o.DFf, o.Layers,
+        _ => new FeedbackLanguageModel(o.Vocabulary, o.Dim, o.Heads, o.FfInnerDim, o.Depth,
             sharedKv: kind == FeedbackBenchmarkModel.FeedbackSharedKv, maxMemory: o.MaxMemory ?? o.NeededMemory),
     };
 
     private static (double Step, double Forward, double Backward, double Optimizer, double RunPeakMiB, double StepPeakMiB, string Method) Train(
-        nn.Module module, ILanguageModel model, optim.Optimizer optimizer, Tensor batch, Device device, FeedbackBenchmarkOptions o)
+        LanguageModel model, optim.Optimizer optimizer, Tensor batch, Device device, FeedbackBenchmarkOptions o)
     {
-        module.train();
+        model.train();
         var steps = new List<double>();
         var forwards = new List<double>();
         var backwards = new List<double>();

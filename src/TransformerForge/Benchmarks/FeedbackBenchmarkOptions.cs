@@ -15,10 +15,11 @@ public enum FeedbackBenchmarkModel
 public sealed record FeedbackBenchmarkOptions
 {
     public int Vocabulary { get; init; } = 256;
-    public int DModel { get; init; } = 128;
+    public int Dim { get; init; } = 128;
     public int Heads { get; init; } = 4;
-    public int DFf { get; init; } = 256;
-    public int Layers { get; init; } = 2;
+    /// <summary>Feed-forward hidden width (labml's d_ff).</summary>
+    public int FfInnerDim { get; init; } = 256;
+    public int Depth { get; init; } = 2;
 
     /// <summary>Positions per training sequence (the model sees <c>SeqLen</c> inputs and predicts as many targets).</summary>
     public int SeqLen { get; init; } = 128;
@@ -49,9 +50,9 @@ public sealed record FeedbackBenchmarkOptions
 
     public void Validate()
     {
-        if (Vocabulary < 2 || DModel < 1 || Heads < 1 || DFf < 1 || Layers < 1)
-            throw new ArgumentException("vocabulary, d_model, heads, d_ff and layers must be positive (vocabulary at least 2)");
-        if (DModel % Heads != 0) throw new ArgumentException($"d_model {DModel} is not divisible by {Heads} heads");
+        if (Vocabulary < 2 || Dim < 1 || Heads < 1 || FfInnerDim < 1 || Depth < 1)
+            throw new ArgumentException("vocabulary, dim, heads, feed-forward width and depth must be positive (vocabulary at least 2)");
+        if (Dim % Heads != 0) throw new ArgumentException($"dim {Dim} is not divisible by {Heads} heads");
         if (SeqLen < 1 || Batch < 1 || WarmupSteps < 0 || Steps < 1)
             throw new ArgumentException("sequence length, batch and steps must be positive, warm-up steps not negative");
         if (PromptLength < 1 || NewTokens < 1 || GenerationRepeats < 1)

@@ -7,7 +7,7 @@ namespace TransformerForge.Benchmarks;
 /// </summary>
 public sealed record FeedbackBenchmarkRow(
     FeedbackBenchmarkModel Model,
-    int Layers,
+    int Depth,
     long Parameters,
     double TrainTokensPerSecond,
     double StepSeconds,

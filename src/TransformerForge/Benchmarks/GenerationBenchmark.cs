@@ -17,10 +17,10 @@ public static class GenerationBenchmark
         string positions = "rotary", Action<string>? log = null)
     {
         manual_seed(0);
-        var layers = new AttentionLayersConfig { Type = "Decoder", Dim = dim, Depth = depth, Heads = heads, AttnDimHead = dim / heads };
+        var layers = new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = dim, Depth = depth, Heads = heads, Attn = new AttentionOptions { DimHead = dim / heads } };
         layers = positions switch
         {
-            "rotary" => layers with { RotaryPosEmb = true, AttnDimHead = Math.Max(32, dim / heads) },
+            "rotary" => layers with { RotaryPosEmb = true, Attn = layers.Attn with { DimHead = Math.Max(32, dim / heads) } },
             "alibi" => layers with { AlibiPosBias = true },
             "t5" => layers with { RelPosBias = true },
             "absolute" => layers,
@@ -31,16 +31,15 @@ public static class GenerationBenchmark
     }
 
     /// <summary>
-    /// Cached vs. recomputed greedy generation of <paramref name="module"/> (an <see cref="ILanguageModel"/>, moved to
-    /// <paramref name="device"/>): a 16-token prompt, then <paramref name="newTokens"/> tokens, which must fit its max_seq_len.
+    /// Cached vs. recomputed greedy generation of <paramref name="model"/> (moved to <paramref name="device"/>): a
+    /// 16-token prompt, then <paramref name="newTokens"/> tokens, which must fit its max_seq_len.
     /// </summary>
-    public static IReadOnlyList<BenchmarkRow> Measure(nn.Module module, Device device, int newTokens, Action<string>? log = null)
+    public static IReadOnlyList<BenchmarkRow> Measure(LanguageModel model, Device device, int newTokens, Action<string>? log = null)
     {
-        var model = module as ILanguageModel ?? throw new ArgumentException($"a {module.GetType().Name} is not a language model");
         const int promptLength = 16;
         if (promptLength + newTokens > model.MaxSeqLen)
             throw new ArgumentException($"a {promptLength}-token prompt and {newTokens} new tokens exceed the model's max_seq_len {model.MaxSeqLen}; ask for fewer --tokens");
-        module.to(device).eval();
+        model.to(device).eval();
         manual_seed(0);
         var prompt = randint(0, model.NumTokens, new long[] { 1, promptLength }, device: device);
 

@@ -10,8 +10,8 @@ namespace TransformerForge.Config;
 /// </summary>
 public sealed record AttentionLayersConfig
 {
-    /// <summary><c>Encoder</c>, <c>Decoder</c>, <c>CrossAttender</c> or <c>AttentionLayers</c>.</summary>
-    public string Type { get; init; } = "Decoder";
+    /// <summary>Which x-transformers class: <c>Encoder</c>, <c>Decoder</c>, <c>CrossAttender</c> or <c>AttentionLayers</c>.</summary>
+    public LayerStackType Type { get; init; } = LayerStackType.Decoder;
     public int Dim { get; init; }
     public int Depth { get; init; }
     public int Heads { get; init; } = 8;
@@ -52,48 +52,33 @@ public sealed record AttentionLayersConfig
     public bool ResidualAttn { get; init; }
     public bool CrossResidualAttn { get; init; }
 
-    // attn_* : every attention block
-    public int AttnDimHead { get; init; } = 64;
-    public double AttnDropout { get; init; }
-    public bool AttnTalkingHeads { get; init; }
-    public bool AttnHeadScale { get; init; }
-    public bool AttnCollabHeads { get; init; }
-    public double AttnCollabCompression { get; init; } = 0.3;
-    public int? AttnSparseTopk { get; init; }
-    public bool AttnUseEntmax15 { get; init; }
-    public int AttnNumMemKv { get; init; }
-    public bool AttnOnAttn { get; init; }
-    public bool AttnGateValues { get; init; }
-    public int? AttnMaxAttendPast { get; init; }
-    /// <summary>Primer's Multi-DConv-Head Attention: a causal depth-wise convolution after each q/k/v projection.</summary>
-    public bool AttnDconv { get; init; }
-    public int AttnDconvKernelSize { get; init; } = 3;
-    /// <summary>Kernels shared by the heads (labml: dim_head kernels) instead of one per projected channel (the paper).</summary>
-    public bool AttnDconvSharedHeads { get; init; }
+    /// <summary>The <c>attn_*</c> keys: every attention block is built with these.</summary>
+    public AttentionOptions Attn { get; init; } = new();
 
     /// <summary>Primer EZ (So et al. 2021): squared-ReLU feed-forward plus Multi-DConv-Head Attention.</summary>
     public bool PrimerEz { get; init; }
 
-    // ff_* : every feed-forward block
-    public double FfMult { get; init; } = 4;
-    public bool FfGlu { get; init; }
-    public bool FfReluSquared { get; init; }
-    public bool FfPostActLn { get; init; }
-    public double FfDropout { get; init; }
+    /// <summary>The <c>ff_*</c> keys: every feed-forward block is built with these.</summary>
+    public FeedForwardOptions Ff { get; init; } = new();
 
     /// <summary>Squared ReLU in the feed-forwards (set directly, or by the <c>primer_ez</c> preset).</summary>
-    public bool UsesReluSquared => FfReluSquared || PrimerEz;
+    public bool UsesReluSquared => Ff.ReluSquared || PrimerEz;
     /// <summary>Depth-wise convolutions after the q/k/v projections (set directly, or by <c>primer_ez</c>).</summary>
-    public bool UsesDconv => AttnDconv || PrimerEz;
+    public bool UsesDconv => Attn.Dconv || PrimerEz;
+
+    /// <summary>The options of the self-attention blocks: the <c>attn_*</c> keys, with <c>primer_ez</c>'s convolutions.</summary>
+    public AttentionOptions SelfAttn => UsesDconv == Attn.Dconv ? Attn : Attn with { Dconv = UsesDconv };
+    /// <summary>The options of the cross-attention blocks: the <c>attn_*</c> keys; the context is not a sequence to convolve.</summary>
+    public AttentionOptions CrossAttn => Attn.Dconv ? Attn with { Dconv = false } : Attn;
+    /// <summary>The options of the feed-forward blocks: the <c>ff_*</c> keys, with <c>primer_ez</c>'s squared ReLU.</summary>
+    public FeedForwardOptions FeedForward => UsesReluSquared == Ff.ReluSquared ? Ff : Ff with { ReluSquared = UsesReluSquared };
 
     /// <summary>Whether self-attention is causal (Decoder, or AttentionLayers with <c>causal</c>).</summary>
-    public bool IsCausal => Type == "Decoder" || (Type == "AttentionLayers" && Causal);
-    public bool HasCrossAttention => CrossAttend || Type == "CrossAttender";
-    public bool IsOnlyCross => OnlyCross || Type == "CrossAttender";
+    public bool IsCausal => Type == LayerStackType.Decoder || (Type == LayerStackType.AttentionLayers && Causal);
+    public bool HasCrossAttention => CrossAttend || Type == LayerStackType.CrossAttender;
+    public bool IsOnlyCross => OnlyCross || Type == LayerStackType.CrossAttender;
     /// <summary>The layers carry their own positions, so the wrapper adds no absolute positional embedding.</summary>
     public bool HasPosEmb => PositionInfusedAttn || RelPosBias || RotaryPosEmb;
-
-    public static readonly string[] Types = { "Encoder", "Decoder", "CrossAttender", "AttentionLayers" };
 
     public static readonly OptionTable<AttentionLayersConfig> Table = new OptionTable<AttentionLayersConfig>()
         .Int("dim", c => c.Dim, (c, v) => c with { Dim = v })
@@ -127,37 +112,17 @@ public sealed record AttentionLayersConfig
         .IntOrList("shift_tokens", c => c.ShiftTokens, (c, v) => c with { ShiftTokens = v })
         .Bool("residual_attn", c => c.ResidualAttn, (c, v) => c with { ResidualAttn = v })
         .Bool("cross_residual_attn", c => c.CrossResidualAttn, (c, v) => c with { CrossResidualAttn = v })
-        .Int("attn_dim_head", c => c.AttnDimHead, (c, v) => c with { AttnDimHead = v })
-        .Double("attn_dropout", c => c.AttnDropout, (c, v) => c with { AttnDropout = v })
-        .Bool("attn_talking_heads", c => c.AttnTalkingHeads, (c, v) => c with { AttnTalkingHeads = v })
-        .Bool("attn_head_scale", c => c.AttnHeadScale, (c, v) => c with { AttnHeadScale = v })
-        .Bool("attn_collab_heads", c => c.AttnCollabHeads, (c, v) => c with { AttnCollabHeads = v })
-        .Double("attn_collab_compression", c => c.AttnCollabCompression, (c, v) => c with { AttnCollabCompression = v })
-        .OptInt("attn_sparse_topk", c => c.AttnSparseTopk, (c, v) => c with { AttnSparseTopk = v })
-        .Bool("attn_use_entmax15", c => c.AttnUseEntmax15, (c, v) => c with { AttnUseEntmax15 = v })
-        .Int("attn_num_mem_kv", c => c.AttnNumMemKv, (c, v) => c with { AttnNumMemKv = v })
-        .Bool("attn_on_attn", c => c.AttnOnAttn, (c, v) => c with { AttnOnAttn = v })
-        .Bool("attn_gate_values", c => c.AttnGateValues, (c, v) => c with { AttnGateValues = v })
-        .OptInt("attn_max_attend_past", c => c.AttnMaxAttendPast, (c, v) => c with { AttnMaxAttendPast = v })
-        .Bool("attn_dconv", c => c.AttnDconv, (c, v) => c with { AttnDconv = v })
-        .Int("attn_dconv_kernel_size", c => c.AttnDconvKernelSize, (c, v) => c with { AttnDconvKernelSize = v })
-        .Bool("attn_dconv_shared_heads", c => c.AttnDconvSharedHeads, (c, v) => c with { AttnDconvSharedHeads = v })
+        .Include(AttentionOptions.Table, c => c.Attn, (c, v) => c with { Attn = v })
         .Bool("primer_ez", c => c.PrimerEz, (c, v) => c with { PrimerEz = v })
-        .Double("ff_mult", c => c.FfMult, (c, v) => c with { FfMult = v })
-        .Bool("ff_glu", c => c.FfGlu, (c, v) => c with { FfGlu = v })
-        .Bool("ff_relu_squared", c => c.FfReluSquared, (c, v) => c with { FfReluSquared = v })
-        .Bool("ff_post_act_ln", c => c.FfPostActLn, (c, v) => c with { FfPostActLn = v })
-        .Double("ff_dropout", c => c.FfDropout, (c, v) => c with { FfDropout = v });
+        .Include(FeedForwardOptions.Table, c => c.Ff, (c, v) => c with { Ff = v });
 
     public static AttentionLayersConfig FromJson(JsonElement obj, string prefix)
     {
         if (obj.ValueKind != JsonValueKind.Object) throw new ConfigException(prefix.TrimEnd('.'), "expected an object with a 'type'");
-        var type = obj.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : null;
-        if (type is null || !Types.Contains(type))
-            throw new ConfigException(prefix + "type", $"expected one of {string.Join(", ", Types)}, got {(type is null ? "nothing" : $"'{type}'")}");
-        if (type != "AttentionLayers" && obj.TryGetProperty("causal", out _))
-            throw new ConfigException(prefix + "causal", $"cannot set causality on {type} (it is {(type == "Decoder" ? "always" : "never")} causal)");
-        if (type == "CrossAttender" && (obj.TryGetProperty("cross_attend", out _) || obj.TryGetProperty("only_cross", out _)))
+        var type = LayerStackTypes.Parse(obj.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null, prefix + "type");
+        if (type != LayerStackType.AttentionLayers && obj.TryGetProperty("causal", out _))
+            throw new ConfigException(prefix + "causal", $"cannot set causality on {type.JsonName()} (it is {(type == LayerStackType.Decoder ? "always" : "never")} causal)");
+        if (type == LayerStackType.CrossAttender && (obj.TryGetProperty("cross_attend", out _) || obj.TryGetProperty("only_cross", out _)))
             throw new ConfigException(prefix + "cross_attend", "CrossAttender sets cross_attend and only_cross itself");
         var c = Table.Read(obj, new AttentionLayersConfig { Type = type }, prefix, "type");
         c.Validate(prefix);
@@ -166,7 +131,7 @@ public sealed record AttentionLayersConfig
 
     public JsonObject ToJson()
     {
-        var o = new JsonObject { ["type"] = Type };
+        var o = new JsonObject { ["type"] = Type.JsonName() };
         Table.Write(this, new AttentionLayersConfig { Type = Type }, o, "dim", "depth");
         return o;
     }
@@ -204,13 +169,11 @@ public sealed record AttentionLayersConfig
         {
             if (!ok) throw new ConfigException(prefix + key, message);
         }
+        Type.JsonName(prefix + "type");
         Check(Dim > 0, "dim", "must be a positive integer");
         Check(Depth > 0, "depth", "must be a positive integer");
-        Check(Heads > 0, "heads", "must be a positive integer");
-        Check(AttnDimHead > 0, "attn_dim_head", "must be a positive integer");
-        Check(FfMult > 0, "ff_mult", "must be positive");
-        Check(AttnDropout is >= 0 and < 1, "attn_dropout", "must be in [0, 1)");
-        Check(FfDropout is >= 0 and < 1, "ff_dropout", "must be in [0, 1)");
+        SelfAttn.Validate(Heads, prefix);
+        Ff.Validate(prefix);
         Check(!(AlibiPosBias && RelPosBias), "alibi_pos_bias", "you can only choose ALiBi positional bias or T5 relative positional bias (rel_pos_bias), not both");
         Check(RelPosNumBuckets <= RelPosMaxDistance, "rel_pos_num_buckets", "must be at most rel_pos_max_distance");
         Check(RelPosNumBuckets >= 2, "rel_pos_num_buckets", "must be at least 2");
@@ -221,17 +184,11 @@ public sealed record AttentionLayersConfig
         }
         Check(PreNorm || !SandwichNorm, "sandwich_norm", "sandwich norm cannot be used when not using pre_norm");
         Check(!(UseScalenorm && UseRmsnorm), "use_rmsnorm", "choose one of use_scalenorm and use_rmsnorm");
-        Check(AttnNumMemKv >= 0, "attn_num_mem_kv", "must not be negative");
-        Check(AttnSparseTopk is null or > 0, "attn_sparse_topk", "must be positive");
-        Check(AttnCollabCompression is > 0 and <= 1, "attn_collab_compression", "must be in (0, 1]");
-        Check(!(AttnCollabHeads && (int)(AttnCollabCompression * AttnDimHead * Heads) < 1), "attn_collab_compression", "leaves no query/key dimension");
         Check(RotaryEmbDim is null or > 0, "rotary_emb_dim", "must be positive");
-        Check(AttnDconvKernelSize >= 1, "attn_dconv_kernel_size", "must be at least 1");
-        Check(!(UsesDconv && AttnCollabHeads), "attn_dconv", "depth-wise convolutions cannot be combined with attn_collab_heads (the query width differs per head)");
         if (RotaryPosEmb)
-            Check(RotaryLength <= AttnDimHead, "rotary_emb_dim",
-                $"rotary dimension {RotaryLength} (at least 32, as in x-transformers) exceeds attn_dim_head {AttnDimHead}");
-        Check(!(OnlyCross && !CrossAttend && Type != "CrossAttender"), "only_cross", "needs cross_attend");
+            Check(RotaryLength <= Attn.DimHead, "rotary_emb_dim",
+                $"rotary dimension {RotaryLength} (at least 32, as in x-transformers) exceeds attn_dim_head {Attn.DimHead}");
+        Check(!(OnlyCross && !CrossAttend && Type != LayerStackType.CrossAttender), "only_cross", "needs cross_attend");
         Check(ShiftTokens.All(s => s >= 0), "shift_tokens", "must not be negative");
         if (CustomLayers is { } custom)
         {
@@ -256,5 +213,5 @@ public sealed record AttentionLayersConfig
     }
 
     /// <summary>Rotary dimension as x-transformers computes it: <c>max(rotary_emb_dim ?? dim_head/2, 32)</c>.</summary>
-    public int RotaryLength => Math.Max(RotaryEmbDim ?? AttnDimHead / 2, 32);
+    public int RotaryLength => Math.Max(RotaryEmbDim ?? Attn.DimHead / 2, 32);
 }

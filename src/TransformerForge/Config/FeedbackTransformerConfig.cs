@@ -15,21 +15,21 @@ public sealed record FeedbackTransformerConfig : ModelConfig
     public int Dim { get; init; }
     public int Depth { get; init; }
     public int Heads { get; init; } = 8;
-    /// <summary>Feed-forward hidden width (labml's d_ff); defaults to 4·dim.</summary>
-    public int? DFf { get; init; }
+    /// <summary>Feed-forward hidden width; defaults to 4·dim. Its JSON key keeps labml's name, <c>d_ff</c>.</summary>
+    public int? FfInnerDim { get; init; }
     public double Dropout { get; init; }
     public bool SharedKv { get; init; }
     /// <summary>Longest sequence (memory) the model accepts.</summary>
     public int MaxSeqLen { get; init; } = 4096;
 
-    public int FeedForwardWidth => DFf ?? 4 * Dim;
+    public int FeedForwardWidth => FfInnerDim ?? 4 * Dim;
 
     public static readonly OptionTable<FeedbackTransformerConfig> Table = new OptionTable<FeedbackTransformerConfig>()
         .Int("num_tokens", c => c.NumTokens, (c, v) => c with { NumTokens = v })
         .Int("dim", c => c.Dim, (c, v) => c with { Dim = v })
         .Int("depth", c => c.Depth, (c, v) => c with { Depth = v })
         .Int("heads", c => c.Heads, (c, v) => c with { Heads = v })
-        .OptInt("d_ff", c => c.DFf, (c, v) => c with { DFf = v })
+        .OptInt("d_ff", c => c.FfInnerDim, (c, v) => c with { FfInnerDim = v })
         .Double("dropout", c => c.Dropout, (c, v) => c with { Dropout = v })
         .Bool("shared_kv", c => c.SharedKv, (c, v) => c with { SharedKv = v })
         .Int("max_seq_len", c => c.MaxSeqLen, (c, v) => c with { MaxSeqLen = v });
@@ -55,7 +55,7 @@ public sealed record FeedbackTransformerConfig : ModelConfig
         if (Dim <= 0) throw new ConfigException("dim", "must be a positive integer");
         if (Depth <= 0) throw new ConfigException("depth", "must be a positive integer");
         if (Heads <= 0 || Dim % Heads != 0) throw new ConfigException("heads", $"must divide dim ({Dim})");
-        if (DFf is <= 0) throw new ConfigException("d_ff", "must be a positive integer");
+        if (FfInnerDim is <= 0) throw new ConfigException("d_ff", "must be a positive integer");
         if (Dropout is < 0 or >= 1) throw new ConfigException("dropout", "must be in [0, 1)");
         if (MaxSeqLen <= 1) throw new ConfigException("max_seq_len", "must be at least 2");
     }

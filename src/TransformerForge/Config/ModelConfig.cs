@@ -83,6 +83,6 @@ public abstract record ModelConfig
 /// <summary>A bare layer stack as the model (x-transformers' <c>Encoder</c>, <c>Decoder</c>, <c>CrossAttender</c> used directly).</summary>
 public sealed record AttentionLayersModelConfig(AttentionLayersConfig Layers) : ModelConfig
 {
-    public override string Type => Layers.Type;
+    public override string Type => Layers.Type.JsonName();
     public override JsonObject ToJson() => Layers.ToJson();
 }

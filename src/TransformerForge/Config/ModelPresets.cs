@@ -27,12 +27,12 @@ public static class ModelPresets
         if (Canonical(name) == TransformerPlusPlus) return CreateTransformerPlusPlus(numTokens, maxSeqLen, dim, depth, heads);
         var layers = new AttentionLayersConfig
         {
-            Type = "Decoder",
+            Type = LayerStackType.Decoder,
             Dim = dim,
             Depth = depth,
             Heads = heads,
             // Heads split the model width rather than x-transformers' fixed 64 per head, so small models stay small.
-            AttnDimHead = Math.Max(1, dim / heads),
+            Attn = new AttentionOptions { DimHead = Math.Max(1, dim / heads) },
         };
         layers = Canonical(name) switch
         {

@@ -56,6 +56,23 @@ public sealed class OptionTable<T> where T : class
     /// <summary>A nested option object (e.g. <c>attn_layers</c>), read and written by its own code.</summary>
     public OptionTable<T> Nested(string key, Func<T, JsonElement, string, T> read, Func<T, JsonNode?> write) => Add(key, read, write);
 
+    /// <summary>
+    /// Splices in the rows (and aliases) of a part's table, keys unchanged: the part is its own record in C# (e.g.
+    /// <see cref="AttentionOptions"/>) while its options stay flat in this JSON object, as x-transformers' keywords do.
+    /// </summary>
+    public OptionTable<T> Include<TPart>(OptionTable<TPart> part, Func<T, TPart> get, Func<T, TPart, T> set) where TPart : class
+    {
+        foreach (var (key, read, write) in part.Rows)
+            Add(key, (c, e, path) => set(c, read(get(c), e, path)), c => write(get(c)));
+        foreach (var (alias, key) in part.Aliases) _aliases[alias] = key;
+        return this;
+    }
+
+    internal IEnumerable<(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write)> Rows =>
+        _rows.Select(r => (r.Key, r.Read, r.Write));
+
+    internal IReadOnlyDictionary<string, string> Aliases => _aliases;
+
     /// <summary>A second accepted name for a key (written back under the main name).</summary>
     public OptionTable<T> Alias(string alias, string key)
     {
@@ -65,6 +82,7 @@ public sealed class OptionTable<T> where T : class
 
     OptionTable<T> Add(string key, Func<T, JsonElement, string, T> read, Func<T, JsonNode?> write)
     {
+        if (_rows.Any(r => r.Key == key)) throw new InvalidOperationException($"option table has '{key}' twice");
         _rows.Add(new Row(key, read, write));
         return this;
     }

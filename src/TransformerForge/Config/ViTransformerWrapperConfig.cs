@@ -9,7 +9,7 @@ public sealed record ViTransformerWrapperConfig : ModelConfig
     public override string Type => "ViTransformerWrapper";
     public int ImageSize { get; init; }
     public int PatchSize { get; init; }
-    public AttentionLayersConfig AttnLayers { get; init; } = new() { Type = "Encoder" };
+    public AttentionLayersConfig AttnLayers { get; init; } = new() { Type = LayerStackType.Encoder };
     public int? NumClasses { get; init; }
     public double Dropout { get; init; }
     public double EmbDropout { get; init; }
@@ -26,10 +26,12 @@ public sealed record ViTransformerWrapperConfig : ModelConfig
     {
         Require(obj, "image_size", "patch_size", "attn_layers");
         var c = Table.Read(obj, new ViTransformerWrapperConfig(), "", "type");
-        if (c.AttnLayers.Type != "Encoder") throw new ConfigException("attn_layers.type", "attention layers must be an Encoder");
+        if (c.AttnLayers.Type != LayerStackType.Encoder) throw new ConfigException("attn_layers.type", "attention layers must be an Encoder");
         if (c.PatchSize <= 0 || c.ImageSize <= 0) throw new ConfigException("patch_size", "image_size and patch_size must be positive");
         if (c.ImageSize % c.PatchSize != 0) throw new ConfigException("patch_size", "image dimensions must be divisible by the patch size");
         if (c.NumClasses is <= 0) throw new ConfigException("num_classes", "must be a positive integer");
+        if (c.Dropout is < 0 or >= 1) throw new ConfigException("dropout", "must be in [0, 1)");
+        if (c.EmbDropout is < 0 or >= 1) throw new ConfigException("emb_dropout", "must be in [0, 1)");
         return c;
     }
 

@@ -62,7 +62,7 @@ public sealed record XTransformerConfig : ModelConfig
         using var wrapDoc = JsonDocument.Parse(wrap.ToJsonString());
         using var layersDoc = JsonDocument.Parse(layers.ToJsonString());
         var c = TransformerWrapperConfig.Table.Read(wrapDoc.RootElement, new TransformerWrapperConfig(), prefix);
-        var l = AttentionLayersConfig.Table.Read(layersDoc.RootElement, new AttentionLayersConfig { Type = layers["type"]!.GetValue<string>() }, prefix, "type");
+        var l = AttentionLayersConfig.Table.Read(layersDoc.RootElement, new AttentionLayersConfig { Type = LayerStackTypes.Parse(layers["type"]!.GetValue<string>()) }, prefix, "type");
         c = c with { AttnLayers = l };
         c.Validate(prefix);
         return c;
@@ -72,8 +72,8 @@ public sealed record XTransformerConfig : ModelConfig
     {
         var o = new JsonObject { ["type"] = Type, ["dim"] = Dim };
         if (TieTokenEmb) o["tie_token_emb"] = true;
-        Flatten(Encoder, "enc_", new AttentionLayersConfig { Type = "Encoder" }, o);
-        Flatten(Decoder, "dec_", new AttentionLayersConfig { Type = "Decoder", CrossAttend = true }, o);
+        Flatten(Encoder, "enc_", new AttentionLayersConfig { Type = LayerStackType.Encoder }, o);
+        Flatten(Decoder, "dec_", new AttentionLayersConfig { Type = LayerStackType.Decoder, CrossAttend = true }, o);
         return o;
     }
 

@@ -47,7 +47,12 @@ public static class ModelDirectory
         if (old is not null) Directory.Delete(old, recursive: true);
     }
 
-    public static (ModelConfig Config, torch.nn.Module Model) Load(string directory)
+    public static (ModelConfig Config, torch.nn.Module Model) Load(string directory) => Load(directory, ModelFactory.Create);
+
+    /// <summary>A saved token language model; any other model type is a <see cref="ConfigException"/> naming <c>type</c>.</summary>
+    public static (ModelConfig Config, LanguageModel Model) LoadLanguageModel(string directory) => Load(directory, ModelFactory.CreateLanguageModel);
+
+    static (ModelConfig Config, T Model) Load<T>(string directory, Func<ModelConfig, T> create) where T : torch.nn.Module
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"model directory '{directory}' does not exist");
         var configPath = Path.Combine(directory, ConfigFile);
@@ -55,8 +60,16 @@ public static class ModelDirectory
         if (!File.Exists(configPath)) throw new FileNotFoundException($"'{directory}' is not a model directory: {ConfigFile} is missing", configPath);
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"'{directory}' is not a model directory: {WeightsFile} is missing", weightsPath);
         var config = ModelConfig.Load(configPath);
-        var model = ModelFactory.Create(config);
-        StateDict.Load(model, weightsPath);
+        var model = create(config);
+        try
+        {
+            StateDict.Load(model, weightsPath);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
         return (config, model);
     }
 }

@@ -12,40 +12,37 @@ namespace TransformerForge.Models;
 /// Parameters: <c>embedding</c>, <c>transformer.*</c>, <c>generator</c>.
 /// As an <see cref="ILanguageModel"/>, its decoding state is the <see cref="FeedbackMemory"/>.
 /// </summary>
-public sealed class FeedbackLanguageModel : ForgeModule<Tensor, Tensor>, ILanguageModel
+public sealed class FeedbackLanguageModel : LanguageModel
 {
     private readonly Embedding _embedding;
     private readonly FeedbackTransformer _transformer;
     private readonly Linear _generator;
 
-    public FeedbackLanguageModel(int numTokens, int dModel, int heads, int dFf, int nLayers, bool sharedKv,
+    public FeedbackLanguageModel(int numTokens, int dim, int heads, int ffInnerDim, int depth, bool sharedKv,
         double dropout = 0.0, int maxMemory = 4096) : base(nameof(FeedbackLanguageModel))
     {
         NumTokens = numTokens;
-        _embedding = nn.Embedding(numTokens, dModel);
-        _transformer = new FeedbackTransformer(dModel, heads, dFf, nLayers, sharedKv, dropout, maxMemory);
-        _generator = nn.Linear(dModel, numTokens);
+        _embedding = nn.Embedding(numTokens, dim);
+        _transformer = new FeedbackTransformer(dim, heads, ffInnerDim, depth, sharedKv, dropout, maxMemory);
+        _generator = nn.Linear(dim, numTokens);
         register_module("embedding", _embedding);
         register_module("transformer", _transformer);
         register_module("generator", _generator);
     }
 
-    public int NumTokens { get; }
+    public override int NumTokens { get; }
 
     /// <summary>The last step of a sequence attends over <see cref="FeedbackTransformer.MaxMemory"/> earlier steps.</summary>
-    public int MaxSeqLen => _transformer.MaxMemory + 1;
+    public override int MaxSeqLen => _transformer.MaxMemory + 1;
 
     public FeedbackTransformer Transformer => _transformer;
-
-    /// <summary>Token ids <c>[batch, seq]</c> (int64) → next-token logits <c>[batch, seq, numTokens]</c>.</summary>
-    public override Tensor forward(Tensor tokens) => Logits(tokens);
 
     /// <summary>
     /// Logits <c>[batch, seq, numTokens]</c>. With a <paramref name="state"/> (a <see cref="FeedbackMemory"/>), the
     /// tokens continue what the memory has seen and extend it. <paramref name="mask"/> <c>[batch, seq]</c>: false for
     /// padding, which later steps do not see.
     /// </summary>
-    public Tensor Logits(Tensor tokens, Tensor? mask = null, IDecodingState? state = null)
+    public override Tensor Logits(Tensor tokens, Tensor? mask = null, IDecodingState? state = null)
     {
         var embedded = _embedding.forward(tokens);
         var output = state switch
@@ -61,7 +58,7 @@ public sealed class FeedbackLanguageModel : ForgeModule<Tensor, Tensor>, ILangua
     /// <summary>An empty memory (the generation cache).</summary>
     public FeedbackMemory NewMemory() => _transformer.NewMemory();
 
-    public IDecodingState? CreateDecodingState() => NewMemory();
+    public override IDecodingState? CreateDecodingState() => NewMemory();
 
     /// <summary>
     /// Generation: the next token ids <c>[batch]</c> → logits <c>[batch, numTokens]</c> for the token after them,

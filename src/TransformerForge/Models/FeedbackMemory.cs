@@ -34,14 +34,14 @@ public sealed class FeedbackMemory : IDecodingState
     public long Length => _keys[0].Count;
 
     /// <summary>
-    /// Keys and values <c>[Length, batch, heads, d_k]</c> that <paramref name="layer"/> attends over, and which
+    /// Keys and values <c>[Length, batch, heads, dim_head]</c> that <paramref name="layer"/> attends over, and which
     /// entries are real tokens (<c>[Length, batch]</c>; null when no step was masked).
     /// </summary>
     internal (Tensor Keys, Tensor Values, Tensor? Visible) Read(int layer) =>
         (_keys[StackOf(layer)].Read(), _values[StackOf(layer)].Read(), _visible);
 
     /// <summary>
-    /// Appends one step: a key and a value <c>[batch, heads, d_k]</c> per stack, and the step's padding mask
+    /// Appends one step: a key and a value <c>[batch, heads, dim_head]</c> per stack, and the step's padding mask
     /// <c>[batch]</c> (true = real token; null = all real).
     /// </summary>
     internal void Append(IReadOnlyList<(Tensor Key, Tensor Value)> entries, Tensor? mask)

@@ -16,11 +16,11 @@ namespace TransformerForge.Models;
 /// layers (the paper's section 3.2 shares these projections across layers). Either way a step projects only its new
 /// memory vector and appends it; earlier steps are never recomputed.
 /// </para>
-/// <para>Tensors are <c>[batch, seq, dModel]</c>; <see cref="Step"/> takes one position <c>[batch, dModel]</c>.</para>
+/// <para>Tensors are <c>[batch, seq, dim]</c>; <see cref="Step"/> takes one position <c>[batch, dim]</c>.</para>
 /// <para>
 /// Parameters: <c>layers.{i}.*</c> (<see cref="FeedbackLayer"/>), <c>norm</c> (final LayerNorm),
-/// <c>memory_weights</c> [nLayers + 1], and with shared keys and values <c>memory_key</c>, <c>memory_value</c>
-/// (Linear dModel→dModel, no bias).
+/// <c>memory_weights</c> [depth + 1], and with shared keys and values <c>memory_key</c>, <c>memory_value</c>
+/// (Linear dim→dim, no bias).
 /// </para>
 /// </summary>
 public sealed class FeedbackTransformer : ForgeModule<Tensor, Tensor>
@@ -29,42 +29,42 @@ public sealed class FeedbackTransformer : ForgeModule<Tensor, Tensor>
     private readonly LayerNorm _norm;
     private readonly Linear? _memoryKey, _memoryValue;
 
-    /// <param name="dModel">Model width.</param>
-    /// <param name="heads">Attention heads per layer.</param>
-    /// <param name="dFf">Hidden width of the feed-forward networks.</param>
-    /// <param name="nLayers">Number of layers.</param>
+    /// <param name="dim">Model width (labml's d_model).</param>
+    /// <param name="heads">Attention heads per layer, of dim / heads features each.</param>
+    /// <param name="ffInnerDim">Hidden width of the feed-forward networks (labml's d_ff).</param>
+    /// <param name="depth">Number of layers (labml's n_layers).</param>
     /// <param name="sharedKeyValues">Compute keys and values once per step, shared by all layers.</param>
     /// <param name="dropout">Dropout after attention and feed-forward, on attention probabilities and the FFN hidden layer.</param>
     /// <param name="maxMemory">Longest memory (in steps) the learned relative positions cover; labml uses 4096.</param>
-    public FeedbackTransformer(int dModel, int heads, int dFf, int nLayers, bool sharedKeyValues = false,
+    public FeedbackTransformer(int dim, int heads, int ffInnerDim, int depth, bool sharedKeyValues = false,
         double dropout = 0.0, int maxMemory = 4096) : base(nameof(FeedbackTransformer))
     {
-        DModel = dModel;
+        Dim = dim;
         Heads = heads;
-        HeadDim = dModel / heads;
+        DimHead = dim / heads;
         SharedKeyValues = sharedKeyValues;
         MaxMemory = maxMemory;
 
-        _layers = Enumerable.Range(0, nLayers)
-            .Select(_ => new FeedbackLayer(dModel, heads, dFf, projectsKeyValues: !sharedKeyValues, dropout, maxMemory))
+        _layers = Enumerable.Range(0, depth)
+            .Select(_ => new FeedbackLayer(dim, heads, ffInnerDim, projectsKeyValues: !sharedKeyValues, dropout, maxMemory))
             .ToArray();
-        _norm = nn.LayerNorm(dModel);
+        _norm = nn.LayerNorm(dim);
         register_module("layers", nn.ModuleList(_layers));
         register_module("norm", _norm);
         // Equal weights at the start: the memory is the mean of the embedding and all layer outputs.
-        register_parameter("memory_weights", new Parameter(ones(nLayers + 1)));
+        register_parameter("memory_weights", new Parameter(ones(depth + 1)));
         if (sharedKeyValues)
         {
-            _memoryKey = nn.Linear(dModel, dModel, hasBias: false);
-            _memoryValue = nn.Linear(dModel, dModel, hasBias: false);
+            _memoryKey = nn.Linear(dim, dim, hasBias: false);
+            _memoryValue = nn.Linear(dim, dim, hasBias: false);
             register_module("memory_key", _memoryKey);
             register_module("memory_value", _memoryValue);
         }
     }
 
-    public int DModel { get; }
+    public int Dim { get; }
     public int Heads { get; }
-    public int HeadDim { get; }
+    public int DimHead { get; }
     public bool SharedKeyValues { get; }
     public int MaxMemory { get; }
     public IReadOnlyList<FeedbackLayer> Layers => _layers;
@@ -74,7 +74,7 @@ public sealed class FeedbackTransformer : ForgeModule<Tensor, Tensor>
     /// <summary>An empty memory for <see cref="Step"/> and <see cref="Forward"/>; dispose it when done.</summary>
     public FeedbackMemory NewMemory() => new(_layers.Length, SharedKeyValues);
 
-    /// <summary>Runs a whole sequence <c>[batch, seq, dModel]</c> from an empty memory.</summary>
+    /// <summary>Runs a whole sequence <c>[batch, seq, dim]</c> from an empty memory.</summary>
     public override Tensor forward(Tensor x)
     {
         using var memory = NewMemory();
@@ -82,7 +82,7 @@ public sealed class FeedbackTransformer : ForgeModule<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Runs <c>[batch, seq, dModel]</c> step by step, continuing (and extending) <paramref name="memory"/>.
+    /// Runs <c>[batch, seq, dim]</c> step by step, continuing (and extending) <paramref name="memory"/>.
     /// <paramref name="mask"/> <c>[batch, seq]</c> marks real tokens (true) and padding (false); padded steps are
     /// hidden from later ones, which for left padding gives each sequence exactly its unpadded outputs.
     /// </summary>
@@ -95,8 +95,8 @@ public sealed class FeedbackTransformer : ForgeModule<Tensor, Tensor>
     }
 
     /// <summary>
-    /// One step: <paramref name="x"/> <c>[batch, dModel]</c> is the next position's input; returns its output
-    /// <c>[batch, dModel]</c> and appends the step's memory vector (as keys and values) to <paramref name="memory"/>.
+    /// One step: <paramref name="x"/> <c>[batch, dim]</c> is the next position's input; returns its output
+    /// <c>[batch, dim]</c> and appends the step's memory vector (as keys and values) to <paramref name="memory"/>.
     /// <paramref name="mask"/> <c>[batch]</c>: false where this position is padding. For generation, call once per
     /// new token with the same memory.
     /// </summary>
@@ -126,7 +126,7 @@ public sealed class FeedbackTransformer : ForgeModule<Tensor, Tensor>
     {
         if (SharedKeyValues)
         {
-            var shape = new long[] { memoryVector.shape[0], Heads, HeadDim };
+            var shape = new long[] { memoryVector.shape[0], Heads, DimHead };
             return [(_memoryKey!.forward(memoryVector).view(shape), _memoryValue!.forward(memoryVector).view(shape))];
         }
         return _layers

@@ -17,7 +17,7 @@ namespace TransformerForge.Models;
 /// biases 0; GPT-2's feed-forward output projections N(0, 0.02 / √(2 · depth)).
 /// As an <see cref="ILanguageModel"/>, its decoding state (<see cref="TransformerPlusPlusState"/>) holds every mixer's cache.
 /// </summary>
-public sealed class TransformerPlusPlus : ForgeModule<Tensor, Tensor>, ILanguageModel
+public sealed class TransformerPlusPlus : LanguageModel
 {
     const double InitStd = 0.02;
     readonly TransformerPlusPlusStack _transformer;
@@ -33,18 +33,15 @@ public sealed class TransformerPlusPlus : ForgeModule<Tensor, Tensor>, ILanguage
     }
 
     public TransformerPlusPlusConfig Config { get; }
-    public int NumTokens => Config.NumTokens;
-    public int MaxSeqLen => Config.MaxSeqLen;
+    public override int NumTokens => Config.NumTokens;
+    public override int MaxSeqLen => Config.MaxSeqLen;
     public TransformerPlusPlusStack Transformer => _transformer;
-
-    /// <summary>Logits [b, n, num_tokens] for token ids [b, n].</summary>
-    public override Tensor forward(Tensor tokens) => Logits(tokens);
 
     /// <summary>
     /// Logits for <paramref name="tokens"/> [b, n]; with a <paramref name="state"/>, the tokens continue what it has seen.
     /// Transformer++ takes no padding: a <paramref name="mask"/> must mark every token real.
     /// </summary>
-    public Tensor Logits(Tensor tokens, Tensor? mask = null, IDecodingState? state = null)
+    public override Tensor Logits(Tensor tokens, Tensor? mask = null, IDecodingState? state = null)
     {
         if (mask is not null && !mask.to_type(ScalarType.Bool).all().item<bool>())
             throw new ArgumentException("Transformer++ models take no padding mask (its convolutions would read the padding); give prompts of one length");
@@ -57,7 +54,7 @@ public sealed class TransformerPlusPlus : ForgeModule<Tensor, Tensor>, ILanguage
         return _lmHead.forward(_transformer.Forward(tokens, cache));
     }
 
-    public IDecodingState? CreateDecodingState() => new TransformerPlusPlusState(_transformer.Blocks.Select(b => b.Attention.NewState()));
+    public override IDecodingState? CreateDecodingState() => new TransformerPlusPlusState(_transformer.Blocks.Select(b => b.Attention.NewState()));
 
     void Initialize()
     {

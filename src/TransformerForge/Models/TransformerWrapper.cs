@@ -14,12 +14,12 @@ public sealed record WrapperOutput(Tensor Output, IReadOnlyList<Tensor>? Mems = 
 /// A token model (x-transformers' <c>TransformerWrapper</c>): token embedding + absolute positions, optional memory
 /// tokens (Burtsev et al. 2020, "Memory Transformer"), the layer stack, a final norm and the logits.
 /// </summary>
-public sealed class TransformerWrapper : ForgeModule<Tensor, Tensor>, ILanguageModel
+public sealed class TransformerWrapper : LanguageModel
 {
     public TransformerWrapperConfig Config { get; }
     public AttentionLayers AttnLayers { get; }
-    public int NumTokens => Config.NumTokens;
-    public int MaxSeqLen => Config.MaxSeqLen;
+    public override int NumTokens => Config.NumTokens;
+    public override int MaxSeqLen => Config.MaxSeqLen;
 
     readonly Embedding _tokenEmb;
     readonly AbsolutePositionalEmbedding? _posEmb;
@@ -55,10 +55,7 @@ public sealed class TransformerWrapper : ForgeModule<Tensor, Tensor>, ILanguageM
 
     internal Embedding TokenEmbedding => _tokenEmb;
 
-    /// <summary>Logits [b, n, num_tokens] for token ids [b, n].</summary>
-    public override Tensor forward(Tensor x) => Forward(x).Output;
-
-    public Tensor Logits(Tensor tokens, Tensor? mask = null, IDecodingState? state = null) =>
+    public override Tensor Logits(Tensor tokens, Tensor? mask = null, IDecodingState? state = null) =>
         Forward(tokens, mask: mask, cache: state switch
         {
             null => null,
@@ -67,7 +64,7 @@ public sealed class TransformerWrapper : ForgeModule<Tensor, Tensor>, ILanguageM
         }).Output;
 
     /// <summary>A KV cache for incremental decoding (self-attention stacks without cross-attention context only).</summary>
-    public IDecodingState? CreateDecodingState() => new DecodingCache();
+    public override IDecodingState? CreateDecodingState() => new DecodingCache();
 
     /// <summary>
     /// The full forward. <paramref name="cache"/> makes it incremental (x = only the new tokens); <paramref name="mems"/>

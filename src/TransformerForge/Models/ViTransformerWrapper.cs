@@ -33,7 +33,7 @@ public sealed class ViTransformerWrapper : ForgeModule<Tensor, Tensor>
         register_module("attn_layers", AttnLayers = new AttentionLayers(c.AttnLayers));
         register_module("norm", _norm = nn.LayerNorm(dim));
         if (c.NumClasses is { } classes)
-            register_module("mlp_head", _mlpHead = new FeedForward(dim, dimOut: classes, dropout: c.Dropout));
+            register_module("mlp_head", _mlpHead = new FeedForward(dim, new FeedForwardOptions { Dropout = c.Dropout }, dimOut: classes));
     }
 
     /// <summary>Class logits [b, num_classes] (or embeddings [b, patches+1, dim] without a head) for images [b, 3, H, W].</summary>

@@ -1,42 +1,29 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using TransformerForge.Config;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Modules;
-
-/// <summary>Options of one attention block (x-transformers' <c>Attention</c> keywords).</summary>
-public sealed record AttentionOptions
-{
-    public int DimHead { get; init; } = 64;
-    public int Heads { get; init; } = 8;
-    public bool Causal { get; init; }
-    public bool TalkingHeads { get; init; }
-    public bool HeadScale { get; init; }
-    public bool CollabHeads { get; init; }
-    public double CollabCompression { get; init; } = 0.3;
-    public int? SparseTopk { get; init; }
-    public bool UseEntmax15 { get; init; }
-    public int NumMemKv { get; init; }
-    public double Dropout { get; init; }
-    public bool OnAttn { get; init; }
-    public bool GateValues { get; init; }
-    public bool ZeroInitOutput { get; init; }
-    public int? MaxAttendPast { get; init; }
-    /// <summary>Primer's depth-wise causal convolution width after q/k/v projections (null = none).</summary>
-    public int? DConvKernelSize { get; init; }
-    public bool DConvSharedHeads { get; init; }
-}
 
 /// <summary>
 /// Multi-head attention (Vaswani et al. 2017) with x-transformers' options, each from its paper: persistent memory
 /// key/values (all-attention, Sukhbaatar et al. 2019), talking heads (Shazeer et al. 2020), collaborative heads
 /// (Cordonnier et al. 2020), top-k sparse attention (Zhao et al. 2019), entmax 1.5 (Peters et al. 2019),
 /// attention on attention (Huang et al. 2019), value gating (AlphaFold2), head scaling (NormFormer), residual attention
-/// (RealFormer, He et al. 2020), multi-DConv-head attention (Primer, So et al. 2021). The plain case runs through libtorch's fused scaled_dot_product_attention.
+/// (RealFormer, He et al. 2020), multi-DConv-head attention (Primer, So et al. 2021; labml's layout and q/k/v biases
+/// are options, so labml's Primer runs through this class too). Whenever no option needs the score matrix itself,
+/// the scores run through libtorch's fused scaled_dot_product_attention.
+/// <para>
+/// Parameters (x-transformers' names): <c>to_q</c>, <c>to_k</c>, <c>to_v</c>, <c>to_out</c>; with options
+/// <c>to_{q,k,v}_dconv</c>, <c>to_v_gate</c>, <c>collab_mixing</c>, <c>pre_softmax_proj</c>, <c>post_softmax_proj</c>,
+/// <c>head_scale_params</c>, <c>mem_k</c>, <c>mem_v</c>.
+/// </para>
 /// </summary>
 public sealed class Attention : Block
 {
     readonly AttentionOptions _o;
+    readonly int _heads;
+    readonly bool _causal;
     readonly double _scale;
     readonly Linear _toQ, _toK, _toV;
     readonly Linear? _toVGate;
@@ -44,62 +31,66 @@ public sealed class Attention : Block
     readonly Dropout _dropout;
     readonly CausalDepthwiseConv1d? _qConv, _kConv, _vConv;
 
-    public Attention(int dim, AttentionOptions o) : base(nameof(Attention))
+    /// <param name="dim">Model width (input and output).</param>
+    /// <param name="heads">Number of heads.</param>
+    /// <param name="causal">Queries never see later keys (a decoder's self-attention).</param>
+    /// <param name="options">The <c>attn_*</c> options, as configured.</param>
+    /// <param name="zeroInitOutput">The output projection starts at zero (<c>zero_init_branch_output</c>).</param>
+    public Attention(int dim, int heads, bool causal, AttentionOptions options, bool zeroInitOutput = false) : base(nameof(Attention))
     {
-        _o = o;
-        _scale = Math.Pow(o.DimHead, -0.5);
-        int qkDim = o.DimHead * o.Heads, vDim = o.DimHead * o.Heads;
+        options.Validate(heads);
+        _o = options;
+        _heads = heads;
+        _causal = causal;
+        _scale = Math.Pow(options.DimHead, -0.5);
+        int qkDim = options.DimHead * heads, vDim = options.DimHead * heads;
 
-        if (o.CollabHeads)
+        if (options.CollabHeads)
         {
-            qkDim = (int)(o.CollabCompression * qkDim);
-            Param("collab_mixing", randn(o.Heads, qkDim));
+            qkDim = (int)(options.CollabCompression * qkDim);
+            Param("collab_mixing", randn(heads, qkDim));
         }
 
-        _toQ = Module("to_q", nn.Linear(dim, qkDim, hasBias: false));
-        _toK = Module("to_k", nn.Linear(dim, qkDim, hasBias: false));
-        _toV = Module("to_v", nn.Linear(dim, vDim, hasBias: false));
-        _dropout = Module("dropout", nn.Dropout(o.Dropout));
-        if (o.DConvKernelSize is { } width)
+        _toQ = Module("to_q", nn.Linear(dim, qkDim, hasBias: options.QkvBias));
+        _toK = Module("to_k", nn.Linear(dim, qkDim, hasBias: options.QkvBias));
+        _toV = Module("to_v", nn.Linear(dim, vDim, hasBias: options.QkvBias));
+        _dropout = Module("dropout", nn.Dropout(options.Dropout));
+        if (options.Dconv)
         {
-            int channels = o.DConvSharedHeads ? o.DimHead : qkDim;
-            _qConv = Module("to_q_dconv", new CausalDepthwiseConv1d(channels, width));
-            _kConv = Module("to_k_dconv", new CausalDepthwiseConv1d(channels, width));
-            _vConv = Module("to_v_dconv", new CausalDepthwiseConv1d(channels, width));
+            // Shared by heads: dim_head kernels, each applied to its channel in every head (labml); else one per channel.
+            int channels = options.DconvSharedHeads ? options.DimHead : qkDim;
+            _qConv = Module("to_q_dconv", new CausalDepthwiseConv1d(channels, options.DconvKernelSize));
+            _kConv = Module("to_k_dconv", new CausalDepthwiseConv1d(channels, options.DconvKernelSize));
+            _vConv = Module("to_v_dconv", new CausalDepthwiseConv1d(channels, options.DconvKernelSize));
         }
 
-        if (o.GateValues)
+        if (options.GateValues)
         {
             // Gates start fully open (weight 0, bias 1), so the block starts as plain attention.
             _toVGate = Module("to_v_gate", nn.Linear(dim, vDim));
             Init.Fill(_toVGate.weight!, 0);
             Init.Fill(_toVGate.bias!, 1);
         }
-        if (o.TalkingHeads)
+        if (options.TalkingHeads)
         {
-            Param("pre_softmax_proj", randn(o.Heads, o.Heads));
-            Param("post_softmax_proj", randn(o.Heads, o.Heads));
+            Param("pre_softmax_proj", randn(heads, heads));
+            Param("post_softmax_proj", randn(heads, heads));
         }
-        if (o.HeadScale) Param("head_scale_params", ones(1, o.Heads, 1, 1));
-        if (o.NumMemKv > 0)
+        if (options.HeadScale) Param("head_scale_params", ones(1, heads, 1, 1));
+        if (options.NumMemKv > 0)
         {
-            Param("mem_k", randn(o.Heads, o.NumMemKv, o.DimHead));
-            Param("mem_v", randn(o.Heads, o.NumMemKv, o.DimHead));
+            Param("mem_k", randn(heads, options.NumMemKv, options.DimHead));
+            Param("mem_v", randn(heads, options.NumMemKv, options.DimHead));
         }
 
-        if (o.OnAttn)
-        {
-            var proj = nn.Linear(vDim, dim * 2);
-            _toOut = Module("to_out", nn.Sequential(proj, nn.GLU(-1)));
-            if (o.ZeroInitOutput) Init.Zero(proj);
-        }
-        else
-        {
-            var proj = nn.Linear(vDim, dim);
-            _toOut = Module("to_out", proj);
-            if (o.ZeroInitOutput) Init.Zero(proj);
-        }
+        var proj = nn.Linear(vDim, options.OnAttn ? dim * 2 : dim);
+        _toOut = options.OnAttn ? Module("to_out", nn.Sequential(proj, nn.GLU(-1))) : Module("to_out", proj);
+        if (zeroInitOutput) Init.Zero(proj);
     }
+
+    public AttentionOptions Options => _o;
+    public int Heads => _heads;
+    public bool Causal => _causal;
 
     // Parameters are looked up by name: Module.to() replaces them when converting dtype or device.
     Parameter? CollabMixing => get_parameter("collab_mixing");
@@ -120,130 +111,126 @@ public sealed class Attention : Block
     public override BlockOutput Forward(Tensor x, BlockInputs inputs)
     {
         using var scope = NewDisposeScope();
-        long b = x.shape[0], n = x.shape[1];
-        int h = _o.Heads;
-        var context = inputs.Context;
-        bool hasContext = context is not null;
+        bool isCross = inputs.Context is not null;
+        var positions = isCross ? null : inputs.Positions;
+
+        // 1. Project queries, keys and values: [b, h, n, d].
+        var (q, k, v) = isCross ? ProjectContext(x, inputs) : ProjectSelf(x, inputs);
+
+        // 2. Positions that rotate queries and keys (rotary), then 3. keys and values join the cache.
+        if (!isCross)
+        {
+            (q, k, v) = Rotate(q, k, v, positions);
+            if (inputs.Cache is { } cache) (k, v) = cache.Append(k, v);
+        }
+        (k, v) = WithPersistentMemory(k, v, x.shape[0]);
+        long i = q.shape[2], j = k.shape[2];
+
+        // 4. What each query may not see, and the additive position bias (T5, ALiBi): shared by both paths.
+        var mask = AttentionMask.Build(inputs, isCross, _causal, _o.MaxAttendPast, _o.NumMemKv, x.shape[0], i, j, x.device);
+        var bias = PositionBias(positions, i, j, x.device, x.dtype);
+
+        // 5. Scores and weighted values: libtorch's fused kernel, or step by step where an option needs the scores.
+        if (UsesFusedKernel(inputs, j))
+            return new BlockOutput(Combine(FusedAttention(q, k, v, mask, bias), x).MoveToOuterDisposeScope());
+        var (outHeads, preSoftmax, postSoftmax) = ExplicitAttention(q, k, v, mask, bias, inputs.PrevAttn);
+
+        // 6. Combine the heads into the output.
+        var output = Combine(outHeads, x).MoveToOuterDisposeScope();
+        return inputs.NeedAttention
+            ? new BlockOutput(output, preSoftmax.MoveToOuterDisposeScope(), postSoftmax.MoveToOuterDisposeScope())
+            : new BlockOutput(output);
+    }
+
+    /// <summary>
+    /// Self-attention: queries from x; keys and values from this layer's Transformer-XL memory followed by x. With
+    /// position-infused attention (Shortformer) positions go into queries and keys only, not values; with Primer's
+    /// depth-wise convolutions each projected position also mixes in the (kernel - 1) positions before it.
+    /// </summary>
+    (Tensor Q, Tensor K, Tensor V) ProjectSelf(Tensor x, BlockInputs inputs)
+    {
         var cache = inputs.Cache;
-        var pos = hasContext ? null : inputs.Positions;
-
-        // 1. Project queries, keys and values. Keys/values come from the context (cross-attention), or from
-        //    this layer's memory followed by x (Transformer-XL).
-        Tensor q, k, v;
-        if (hasContext && cache?.ContextKeys is not null)
+        var kvInput = inputs.Mem is { } mem ? cat(new[] { mem, x }, 1) : x;
+        var (qInput, kInput) = (x, kvInput);
+        if (inputs.Positions?.Pia is { } pia)
         {
-            q = SplitQ(_toQ.forward(x), h);
-            k = cache.ContextKeys; v = cache.ContextValues!;
+            long cached = cache?.Length ?? 0, n = x.shape[1], keys = kInput.shape[1];
+            qInput = qInput + pia.Forward(n, cached + keys - n, x.dtype);
+            kInput = kInput + pia.Forward(keys, cached, x.dtype);
         }
-        else
+        var q = _toQ.forward(qInput);
+        var k = _toK.forward(kInput);
+        var v = _toV.forward(kvInput);
+        if (_qConv is not null)
         {
-            var kvInput = context ?? x;
-            if (inputs.Mem is { } mem) kvInput = cat(new[] { mem, kvInput }, 1);
-            var qInput = x;
-            var kInput = kvInput;
-            long cached = hasContext ? 0 : cache?.Keys?.shape[2] ?? 0;
-            if (pos?.Pia is { } pia)
-            {
-                // Position-infused attention (Shortformer): positions go into queries and keys only, not values.
-                long total = cached + kInput.shape[1];
-                qInput = qInput + pia.Forward(n, total - n, x.dtype);
-                kInput = kInput + pia.Forward(kInput.shape[1], cached, x.dtype);
-            }
-            q = _toQ.forward(qInput);
-            k = _toK.forward(kInput);
-            v = _toV.forward(kvInput);
-            if (_qConv is not null && !hasContext)
-            {
-                // Primer: each projected position also mixes in the (kernel - 1) positions before it.
-                q = DConv(_qConv, q, cache, 0);
-                k = DConv(_kConv!, k, cache, 1);
-                v = DConv(_vConv!, v, cache, 2);
-            }
-            q = SplitQ(q, h);
-            k = _o.CollabHeads ? k.unsqueeze(1) : SplitHeads(k, h);
-            v = SplitHeads(v, h);
-
-            if (pos?.RotaryFreqs is { } freqs)
-            {
-                // Rotate the first l features of q, k and v by their absolute positions.
-                long l = freqs.shape[^1];
-                q = RotaryPrefix(q, freqs, l);
-                k = RotaryPrefix(k, freqs, l);
-                v = RotaryPrefix(v, freqs, l);
-            }
-
-            if (cache is not null)
-            {
-                if (hasContext)
-                {
-                    LayerCache.Store(ref cache.ContextKeys, k);
-                    LayerCache.Store(ref cache.ContextValues, v);
-                }
-                else
-                {
-                    if (cache.Keys is { } ck) { k = cat(new[] { ck, k }, 2); v = cat(new[] { cache.Values!, v }, 2); }
-                    LayerCache.Store(ref cache.Keys, k);
-                    LayerCache.Store(ref cache.Values, v);
-                }
-            }
+            q = DConv(_qConv, q, cache, CacheHistory.QueryConv);
+            k = DConv(_kConv!, k, cache, CacheHistory.KeyConv);
+            v = DConv(_vConv!, v, cache, CacheHistory.ValueConv);
         }
+        return (SplitQ(q), SplitK(k), SplitHeads(v));
+    }
 
-        // 2. Padding masks: queries x keys, true = may attend.
-        Tensor? inputMask = null;
-        if (inputs.Mask is not null || inputs.ContextMask is not null || inputs.KeyMask is not null)
-        {
-            var qMask = inputs.Mask ?? ones(b, n, dtype: ScalarType.Bool, device: x.device);
-            var kMask = hasContext ? inputs.ContextMask : inputs.KeyMask ?? inputs.Mask;
-            kMask ??= ones(b, k.shape[2], dtype: ScalarType.Bool, device: x.device);
-            inputMask = qMask.reshape(b, 1, n, 1).logical_and(kMask.reshape(b, 1, 1, kMask.shape[1]));
-        }
+    /// <summary>Cross-attention: queries from x; keys and values from the context, projected once per cache.</summary>
+    (Tensor Q, Tensor K, Tensor V) ProjectContext(Tensor x, BlockInputs inputs)
+    {
+        var q = SplitQ(_toQ.forward(x));
+        if (inputs.Cache?.Context is (Tensor cachedK, Tensor cachedV)) return (q, cachedK, cachedV);
+        var context = inputs.Context!;
+        var (k, v) = (SplitK(_toK.forward(context)), SplitHeads(_toV.forward(context)));
+        inputs.Cache?.SetContext(k, v);
+        return (q, k, v);
+    }
 
-        // 3. Persistent memory: learned key/values every query may attend to.
+    /// <summary>Rotary embeddings (RoFormer): the first l features of q, k and v (as 0.20 does) rotated by their absolute positions.</summary>
+    static (Tensor Q, Tensor K, Tensor V) Rotate(Tensor q, Tensor k, Tensor v, PositionInputs? positions)
+    {
+        if (positions?.RotaryFreqs is not { } freqs) return (q, k, v);
+        long l = freqs.shape[^1];
+        return (RotaryPrefix(q, freqs, l), RotaryPrefix(k, freqs, l), RotaryPrefix(v, freqs, l));
+    }
+
+    /// <summary>Persistent memory (all-attention): learned key/values before all others, for every query.</summary>
+    (Tensor K, Tensor V) WithPersistentMemory(Tensor k, Tensor v, long b)
+    {
         if (MemK is not null)
         {
-            k = cat(new[] { MemK.unsqueeze(0).expand(b, -1, -1, -1), k.expand(b, _o.CollabHeads ? h : k.shape[1], -1, -1) }, 2);
+            k = cat(new[] { MemK.unsqueeze(0).expand(b, -1, -1, -1), k.expand(b, _o.CollabHeads ? _heads : k.shape[1], -1, -1) }, 2);
             v = cat(new[] { MemV!.unsqueeze(0).expand(b, -1, -1, -1), v }, 2);
-            if (inputMask is not null) inputMask = nn.functional.pad(inputMask, new long[] { _o.NumMemKv, 0 }, value: 1).to_type(ScalarType.Bool);
         }
-        if (_o.CollabHeads) k = k.expand(-1, h, -1, -1);
+        // Collaborative heads share one key per position; each head mixes its own query.
+        return (_o.CollabHeads ? k.expand(-1, _heads, -1, -1) : k, v);
+    }
 
-        long i = q.shape[2], j = k.shape[2];
-        var maskValue = MaxNeg(x.dtype);
+    /// <summary>
+    /// Whether a call with <paramref name="inputs"/> over <paramref name="keys"/> keys runs libtorch's fused kernel:
+    /// unless an option needs the score matrix itself (talking heads, collaborative heads, entmax, top-k below the key
+    /// count, residual attention, returned attention maps). Every mask and position bias goes through either path.
+    /// </summary>
+    public bool UsesFusedKernel(BlockInputs inputs, long keys) =>
+        !inputs.NeedAttention && inputs.PrevAttn is null && !_o.TalkingHeads && !_o.CollabHeads && !_o.UseEntmax15
+        && (_o.SparseTopk is null || _o.SparseTopk >= keys);
 
-        // 4. Fast path: libtorch's fused attention when no option needs the score matrix itself.
-        if (CanUseFused(inputs, j))
-        {
-            var bias = PositionBias(pos, h, i, j, x.device, x.dtype);
-            var allowed = AllowedMask(inputMask, inputs.AttnMask, i, j, x.device);
-            Tensor? attnMaskArg = null;
-            bool isCausal = false;
-            if (bias is null && allowed is null && _o.Causal && i == j) isCausal = true;
-            else if (bias is not null || allowed is not null || _o.Causal)
-            {
-                var causal = _o.Causal ? CausalMask(i, j, x.device) : null;
-                var blocked = Or(allowed?.logical_not(), causal);
-                var additive = bias ?? zeros(1, 1, i, j, dtype: x.dtype, device: x.device);
-                attnMaskArg = blocked is null ? additive : additive.masked_fill(blocked, FusedMaskValue(x.dtype));
-            }
-            var fused = nn.functional.scaled_dot_product_attention(q, k, v, attnMaskArg, training ? _o.Dropout : 0.0, isCausal);
-            return new BlockOutput(Finish(fused, x).MoveToOuterDisposeScope());
-        }
+    /// <summary>libtorch's fused attention: the mask and bias become one additive mask, or the causal flag alone.</summary>
+    Tensor FusedAttention(Tensor q, Tensor k, Tensor v, AttentionMask mask, Tensor? bias)
+    {
+        bool isCausal = bias is null && mask.IsPlainCausal;
+        var additive = bias;
+        if (!isCausal && mask.Hidden(q.device) is { } hidden)
+            additive = (bias ?? zeros(1, 1, mask.Queries, mask.Keys, dtype: q.dtype, device: q.device)).masked_fill(hidden, FusedMaskValue(q.dtype));
+        return nn.functional.scaled_dot_product_attention(q, k, v, additive, training ? _o.Dropout : 0.0, isCausal);
+    }
 
-        // 5. Explicit path, step by step as x-transformers 0.20 computes it.
+    /// <summary>The score matrix step by step, as x-transformers 0.20 computes it; also returns the pre- and post-softmax maps.</summary>
+    (Tensor Out, Tensor PreSoftmax, Tensor PostSoftmax) ExplicitAttention(Tensor q, Tensor k, Tensor v, AttentionMask mask, Tensor? bias, Tensor? prevAttn)
+    {
         var dots = einsum("bhid,bhjd->bhij", q, k) * _scale;
-        if (inputs.PrevAttn is { } prev) dots = dots + prev;
-        var preSoftmaxAttn = dots.clone();
+        if (prevAttn is not null) dots = dots + prevAttn;
+        var preSoftmax = dots.clone();
         if (PreSoftmaxProj is not null) dots = einsum("bhij,hk->bkij", dots, PreSoftmaxProj).contiguous();
-        if (PositionBias(pos, h, i, j, x.device, x.dtype) is { } posBias) dots = dots + posBias;
-        if (inputMask is not null) dots = dots.masked_fill(inputMask.logical_not(), maskValue);
-        if (inputs.AttnMask is { } am) dots = dots.masked_fill(ExpandAttnMask(am).logical_not(), maskValue);
-        if (_o.MaxAttendPast is { } past)
-        {
-            var dist = arange(j - i, j, device: x.device).reshape(1, 1, i, 1) - arange(j, device: x.device).reshape(1, 1, 1, j);
-            dots = dots.masked_fill(dist.gt(past), maskValue);
-        }
-        if (_o.Causal) dots = dots.masked_fill(CausalMask(i, j, x.device), maskValue);
-        if (_o.SparseTopk is { } topk && topk < j)
+        if (bias is not null) dots = dots + bias;
+        var maskValue = MaxNeg(dots.dtype);
+        if (mask.Hidden(q.device) is { } hidden) dots = dots.masked_fill(hidden, maskValue);
+        if (_o.SparseTopk is { } topk && topk < dots.shape[^1])
         {
             var (top, _) = dots.topk(topk, -1);
             var threshold = top.narrow(-1, topk - 1, 1).expand_as(dots);
@@ -251,31 +238,22 @@ public sealed class Attention : Block
         }
 
         var attn = _o.UseEntmax15 ? Entmax15.Apply(dots, -1) : dots.softmax(-1);
-        var postSoftmaxAttn = attn.clone();
+        var postSoftmax = attn.clone();
         attn = _dropout.forward(attn);
         if (PostSoftmaxProj is not null) attn = einsum("bhij,hk->bkij", attn, PostSoftmaxProj).contiguous();
-
-        var outHeads = einsum("bhij,bhjd->bhid", attn, v);
-        var result = Finish(outHeads, x).MoveToOuterDisposeScope();
-        return inputs.NeedAttention
-            ? new BlockOutput(result, preSoftmaxAttn.MoveToOuterDisposeScope(), postSoftmaxAttn.MoveToOuterDisposeScope())
-            : new BlockOutput(result);
+        return (einsum("bhij,bhjd->bhid", attn, v), preSoftmax, postSoftmax);
     }
 
     /// <summary>Causal depth-wise convolution over the sequence, continuing from the cached last positions when decoding.</summary>
-    static Tensor DConv(CausalDepthwiseConv1d conv, Tensor x, LayerCache? cache, int slot)
+    static Tensor DConv(CausalDepthwiseConv1d conv, Tensor x, LayerCache? cache, CacheHistory slot)
     {
-        var (output, history) = conv.Forward(x, cache?.ConvHistory[slot]);
-        if (cache is not null) LayerCache.Store(ref cache.ConvHistory[slot], history.detach());
+        var (output, history) = conv.Forward(x, cache?.History(slot));
+        cache?.KeepHistory(slot, history);
         return output;
     }
 
-    bool CanUseFused(BlockInputs inputs, long j) =>
-        !inputs.NeedAttention && inputs.PrevAttn is null && !_o.TalkingHeads && !_o.CollabHeads && !_o.UseEntmax15
-        && (_o.SparseTopk is null || _o.SparseTopk >= j) && _o.MaxAttendPast is null;
-
     /// <summary>Head scaling, merge heads, value gates, output projection.</summary>
-    Tensor Finish(Tensor outHeads, Tensor x)
+    Tensor Combine(Tensor outHeads, Tensor x)
     {
         if (HeadScale is not null) outHeads = outHeads * HeadScale;
         var (b, h, n, d) = (outHeads.shape[0], outHeads.shape[1], outHeads.shape[2], outHeads.shape[3]);
@@ -284,11 +262,15 @@ public sealed class Attention : Block
         return _toOut.forward(merged);
     }
 
-    Tensor SplitQ(Tensor q, int h) =>
-        _o.CollabHeads ? einsum("bid,hd->bhid", q, CollabMixing!) : SplitHeads(q, h);
+    /// <summary>Queries per head; collaborative heads mix one shared query projection per head.</summary>
+    Tensor SplitQ(Tensor q) =>
+        _o.CollabHeads ? einsum("bid,hd->bhid", q, CollabMixing!) : SplitHeads(q);
 
-    static Tensor SplitHeads(Tensor t, int h) =>
-        t.reshape(t.shape[0], t.shape[1], h, -1).transpose(1, 2);
+    /// <summary>Keys per head; collaborative heads keep a single key projection for all heads.</summary>
+    Tensor SplitK(Tensor k) => _o.CollabHeads ? k.unsqueeze(1) : SplitHeads(k);
+
+    Tensor SplitHeads(Tensor t) =>
+        t.reshape(t.shape[0], t.shape[1], _heads, -1).transpose(1, 2);
 
     /// <summary>Rotates the first l features of t by the last t.shape[2] positions of freqs.</summary>
     static Tensor RotaryPrefix(Tensor t, Tensor freqs, long l)
@@ -300,41 +282,12 @@ public sealed class Attention : Block
     }
 
     /// <summary>T5 or ALiBi bias for queries x keys, or null.</summary>
-    static Tensor? PositionBias(PositionInputs? pos, int heads, long i, long j, Device device, ScalarType dtype)
+    Tensor? PositionBias(PositionInputs? pos, long i, long j, Device device, ScalarType dtype)
     {
         if (pos?.T5 is { } t5) return t5.Forward(i, j, pos.QueryStart, device).to_type(dtype);
-        if (pos?.Alibi is { } alibi) return alibi.Forward(heads, j, device, dtype);
+        if (pos?.Alibi is { } alibi) return alibi.Forward(_heads, j, device, dtype);
         return null;
     }
-
-    /// <summary>Query i (the last i of j positions) may not see keys after it; earlier keys (memory, cache) stay visible.</summary>
-    static Tensor CausalMask(long i, long j, Device device)
-    {
-        var r = arange(i, device: device);
-        var mask = r.reshape(i, 1).lt(r.reshape(1, i));
-        return nn.functional.pad(mask, new long[] { j - i, 0 }, value: 0).to_type(ScalarType.Bool).reshape(1, 1, i, j);
-    }
-
-    static Tensor? AllowedMask(Tensor? inputMask, Tensor? attnMask, long i, long j, Device device)
-    {
-        Tensor? allowed = inputMask;
-        if (attnMask is not null)
-        {
-            var am = ExpandAttnMask(attnMask);
-            allowed = allowed is null ? am : allowed.logical_and(am);
-        }
-        return allowed;
-    }
-
-    static Tensor ExpandAttnMask(Tensor m) => m.dim() switch
-    {
-        2 => m.reshape(1, 1, m.shape[0], m.shape[1]),
-        3 => m.unsqueeze(0),
-        4 => m,
-        _ => throw new ArgumentException("attention mask must have 2, 3 or 4 dimensions"),
-    };
-
-    static Tensor? Or(Tensor? a, Tensor? b) => a is null ? b : b is null ? a : a.logical_or(b);
 
     /// <summary>
     /// Masked scores for the fused kernels. GPU kernels rescale scores (e.g. by log2 e) and would overflow the most negative

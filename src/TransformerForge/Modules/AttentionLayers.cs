@@ -56,21 +56,9 @@ public sealed class AttentionLayers : ForgeModule
         if (c.PositionInfusedAttn) register_module("pia_pos_emb", _pia = new FixedPositionalEmbedding(c.Dim));
         if (c.RotaryPosEmb) register_module("rotary_pos_emb", _rotary = new RotaryEmbedding(c.RotaryLength));
         if (c.RelPosBias)
-            register_module("rel_pos", _t5 = new RelativePositionBias(Math.Pow(c.AttnDimHead, 0.5), causal, c.RelPosNumBuckets, c.RelPosMaxDistance, c.Heads));
+            register_module("rel_pos", _t5 = new RelativePositionBias(Math.Pow(c.Attn.DimHead, 0.5), causal, c.RelPosNumBuckets, c.RelPosMaxDistance, c.Heads));
         else if (c.AlibiPosBias)
             register_module("rel_pos", _alibi = new AlibiPositionalBias(c.AlibiNumHeads ?? c.Heads, c.AlibiLearned));
-
-        var attn = new AttentionOptions
-        {
-            DimHead = c.AttnDimHead, Heads = c.Heads, Dropout = c.AttnDropout, TalkingHeads = c.AttnTalkingHeads,
-            HeadScale = c.AttnHeadScale, CollabHeads = c.AttnCollabHeads, CollabCompression = c.AttnCollabCompression,
-            SparseTopk = c.AttnSparseTopk, UseEntmax15 = c.AttnUseEntmax15, NumMemKv = c.AttnNumMemKv, OnAttn = c.AttnOnAttn,
-            GateValues = c.AttnGateValues, ZeroInitOutput = c.ZeroInitBranchOutput, MaxAttendPast = c.AttnMaxAttendPast,
-        };
-        var selfAttn = attn with
-        {
-            Causal = causal, DConvKernelSize = c.UsesDconv ? c.AttnDconvKernelSize : null, DConvSharedHeads = c.AttnDconvSharedHeads,
-        };
 
         var shifts = c.ShiftTokens.Count == 1 ? Enumerable.Repeat(c.ShiftTokens[0], LayerTypes.Count).ToArray() : c.ShiftTokens.ToArray();
         var list = new ModuleList<nn.Module>();
@@ -78,8 +66,8 @@ public sealed class AttentionLayers : ForgeModule
         {
             Block block = LayerTypes[i] switch
             {
-                'a' => new Attention(c.Dim, selfAttn),
-                'c' => new Attention(c.Dim, attn),
+                'a' => new Attention(c.Dim, c.Heads, causal, c.SelfAttn, c.ZeroInitBranchOutput),
+                'c' => new Attention(c.Dim, c.Heads, causal: false, c.CrossAttn, c.ZeroInitBranchOutput),
                 'f' => FeedForwardBlock(c),
                 var t => throw new ConfigException("custom_layers", $"invalid layer type '{t}'"),
             };
@@ -97,8 +85,7 @@ public sealed class AttentionLayers : ForgeModule
 
     static Block FeedForwardBlock(AttentionLayersConfig c)
     {
-        Block ff = new FeedForward(c.Dim, mult: c.FfMult, glu: c.FfGlu, reluSquared: c.UsesReluSquared, postActLn: c.FfPostActLn,
-            dropout: c.FfDropout, zeroInitOutput: c.ZeroInitBranchOutput);
+        Block ff = new FeedForward(c.Dim, c.FeedForward, zeroInitOutput: c.ZeroInitBranchOutput);
         return c.Macaron ? new Scale(0.5, ff) : ff;
     }
 

@@ -48,29 +48,3 @@ public abstract class Block(string name) : ForgeModule(name)
 {
     public abstract BlockOutput Forward(Tensor x, BlockInputs inputs);
 }
-
-/// <summary>Per-layer state kept between calls during incremental decoding.</summary>
-public sealed class LayerCache : IDisposable
-{
-    /// <summary>Projected (and rotated) keys and values of every earlier position, [b, h, n, d].</summary>
-    public Tensor? Keys, Values;
-    /// <summary>Cross-attention keys and values of the context, computed once.</summary>
-    public Tensor? ContextKeys, ContextValues;
-    /// <summary>Last inputs of a token-shifting block (masked), [b, s, dim].</summary>
-    public Tensor? ShiftHistory;
-    /// <summary>Last projected inputs of the depth-wise convolutions (Primer's MDHA), one per projection.</summary>
-    public Tensor?[] ConvHistory = new Tensor?[3];
-
-    public void Dispose()
-    {
-        foreach (var t in new[] { Keys, Values, ContextKeys, ContextValues, ShiftHistory }.Concat(ConvHistory)) t?.Dispose();
-    }
-
-    /// <summary>Replaces a cached tensor, keeping it alive outside any dispose scope.</summary>
-    public static void Store(ref Tensor? slot, Tensor value)
-    {
-        var old = slot;
-        slot = value.DetachFromDisposeScope();
-        if (!ReferenceEquals(old, slot)) old?.Dispose();
-    }
-}

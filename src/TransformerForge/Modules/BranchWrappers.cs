@@ -63,9 +63,9 @@ public sealed class ShiftTokens : Block
         if (inputs.Cache is { } cache && MaxShift > 0)
         {
             if (_shifts.Min() < 0) throw new InvalidOperationException("token shifting into the future cannot be cached");
-            if (cache.ShiftHistory is { } h) { source = cat(new[] { h, masked }, 1); history = h.shape[1]; }
+            if (cache.History(CacheHistory.ShiftTokens) is { } h) { source = cat(new[] { h, masked }, 1); history = h.shape[1]; }
             var keep = Math.Min(MaxShift, source.shape[1]);
-            LayerCache.Store(ref cache.ShiftHistory, source.narrow(1, source.shape[1] - keep, keep).detach());
+            cache.KeepHistory(CacheHistory.ShiftTokens, source.narrow(1, source.shape[1] - keep, keep));
         }
 
         long featsPerShift = x.shape[^1] / _shifts.Length;

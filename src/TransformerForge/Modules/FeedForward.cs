@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using TransformerForge.Config;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Modules;
@@ -39,14 +40,17 @@ public sealed class FeedForward : Block
     readonly nn.Module<Tensor, Tensor> _projectIn, _postActNorm, _dropout;
     readonly Linear _projectOut;
 
-    public FeedForward(int dim, int? dimOut = null, double mult = 4, bool glu = false, bool reluSquared = false,
-        bool postActLn = false, double dropout = 0, bool zeroInitOutput = false) : base(nameof(FeedForward))
+    /// <param name="dim">Input width (and output width unless <paramref name="dimOut"/> is given).</param>
+    /// <param name="options">The <c>ff_*</c> options, as configured.</param>
+    /// <param name="zeroInitOutput">The output projection starts at zero (<c>zero_init_branch_output</c>).</param>
+    public FeedForward(int dim, FeedForwardOptions options, int? dimOut = null, bool zeroInitOutput = false) : base(nameof(FeedForward))
     {
-        int inner = (int)(dim * mult);
-        nn.Module<Tensor, Tensor> act = reluSquared ? new ReluSquared() : nn.GELU();
-        _projectIn = glu ? new GLU(dim, inner, act) : nn.Sequential(nn.Linear(dim, inner), act);
-        _postActNorm = postActLn ? nn.LayerNorm(inner) : nn.Identity();
-        _dropout = nn.Dropout(dropout);
+        options.Validate();
+        int inner = (int)(dim * options.Mult);
+        nn.Module<Tensor, Tensor> act = options.ReluSquared ? new ReluSquared() : nn.GELU();
+        _projectIn = options.Glu ? new GLU(dim, inner, act) : nn.Sequential(nn.Linear(dim, inner), act);
+        _postActNorm = options.PostActLn ? nn.LayerNorm(inner) : nn.Identity();
+        _dropout = nn.Dropout(options.Dropout);
         _projectOut = nn.Linear(inner, dimOut ?? dim);
         if (zeroInitOutput) Init.Zero(_projectOut);
         register_module("net", nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut));

@@ -17,13 +17,13 @@ public sealed class FeedbackLayer : ForgeModule
     private readonly LayerNorm _attentionNorm, _feedForwardNorm;
     private readonly Dropout _dropout;
 
-    public FeedbackLayer(int dModel, int heads, int dFf, bool projectsKeyValues, double dropout = 0.0, int maxMemory = 4096)
+    public FeedbackLayer(int dim, int heads, int ffInnerDim, bool projectsKeyValues, double dropout = 0.0, int maxMemory = 4096)
         : base(nameof(FeedbackLayer))
     {
-        _attention = new FeedbackAttention(dModel, heads, projectsKeyValues, dropout, maxMemory);
-        _feedForward = new PositionwiseFeedForward(dModel, dFf, dropout);
-        _attentionNorm = nn.LayerNorm(dModel);
-        _feedForwardNorm = nn.LayerNorm(dModel);
+        _attention = new FeedbackAttention(dim, heads, projectsKeyValues, dropout, maxMemory);
+        _feedForward = new PositionwiseFeedForward(dim, ffInnerDim, dropout);
+        _attentionNorm = nn.LayerNorm(dim);
+        _feedForwardNorm = nn.LayerNorm(dim);
         _dropout = nn.Dropout(dropout);
         register_module("attn", _attention);
         register_module("feed_forward", _feedForward);
@@ -35,8 +35,8 @@ public sealed class FeedbackLayer : ForgeModule
     public FeedbackAttention Attention => _attention;
 
     /// <summary>
-    /// <paramref name="x"/> <c>[batch, dModel]</c>; <paramref name="keys"/>, <paramref name="values"/>
-    /// <c>[memory, batch, heads, d_k]</c>, or null when there is no memory yet; <paramref name="visible"/>
+    /// <paramref name="x"/> <c>[batch, dim]</c>; <paramref name="keys"/>, <paramref name="values"/>
+    /// <c>[memory, batch, heads, dim_head]</c>, or null when there is no memory yet; <paramref name="visible"/>
     /// <c>[memory, batch]</c> marks the entries that are not padding (null: all are).
     /// </summary>
     public Tensor Forward(Tensor x, Tensor? keys, Tensor? values, Tensor? visible = null)

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TransformerForge.Generation;
+using TransformerForge.Models;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Training;
@@ -9,14 +10,13 @@ public static class Evaluator
 {
     /// <summary>
     /// Mean next-token loss over the counted positions, perplexity, bits per byte/char where one token is one of
-    /// those, and (tasks) exact match. Puts <paramref name="module"/> in eval mode and back in train mode after.
+    /// those, and (tasks) exact match. Puts <paramref name="model"/> in eval mode and back in train mode after.
     /// </summary>
-    public static EvaluationMetrics Evaluate(nn.Module module, ITrainingData data, int batches, int batchSize, Device device, int step = 0)
+    public static EvaluationMetrics Evaluate(LanguageModel model, ITrainingData data, int batches, int batchSize, Device device, int step = 0)
     {
-        var model = module as ILanguageModel ?? throw new ArgumentException($"a {module.GetType().Name} is not a language model (ILanguageModel)");
         CheckFits(model, data);
-        bool wasTraining = module.training;
-        module.eval();
+        bool wasTraining = model.training;
+        model.eval();
         try
         {
             using var outer = NewDisposeScope();   // the batches themselves are made before each inner scope opens
@@ -45,7 +45,7 @@ public static class Evaluator
         }
         finally
         {
-            module.train(wasTraining);
+            model.train(wasTraining);
         }
     }
 

@@ -17,8 +17,7 @@ namespace TransformerForge.Training;
 /// </summary>
 public sealed class Trainer : IDisposable
 {
-    readonly nn.Module _module;
-    readonly ILanguageModel _model;
+    readonly LanguageModel _model;
     readonly ITrainingData _data;
     readonly AdamW _optimizer;
     readonly SamplingOptions _sampling;
@@ -26,22 +25,20 @@ public sealed class Trainer : IDisposable
     double _elapsedBefore;
     long _tokensSeen;
 
-    /// <param name="model">An <c>nn.Module</c> that is an <see cref="ILanguageModel"/>, already on the options' device.</param>
+    /// <param name="model">The language model, already on the options' device.</param>
     /// <param name="config">Its configuration, written into checkpoints.</param>
-    public Trainer(nn.Module model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling = null)
+    public Trainer(LanguageModel model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling = null)
         : this(model, config, data, options, sampling, ownsModel: false) { }
 
-    Trainer(nn.Module model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling, bool ownsModel)
+    Trainer(LanguageModel model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling, bool ownsModel)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        _model = model as ILanguageModel
-            ?? throw new ArgumentException($"a {model.GetType().Name} is not a language model (ILanguageModel); train a TransformerWrapper-style model");
-        Evaluator.CheckFits(_model, data);
-        _module = model;
+        _model = model;
+        Evaluator.CheckFits(model, data);
         Config = config;
         _data = data;
         Options = options;
@@ -62,7 +59,7 @@ public sealed class Trainer : IDisposable
         CheckCausal(config);
         var device = TorchRuntime.SelectDevice(options.Device);
         torch.random.manual_seed(options.Seed);
-        var model = ModelFactory.Create(config);
+        var model = ModelFactory.CreateLanguageModel(config);
         try
         {
             model.to(device);
@@ -87,7 +84,7 @@ public sealed class Trainer : IDisposable
         var state = TrainerState.Load(dir);
         if (state.Step > options.Steps)
             throw new ArgumentException($"the checkpoint in '{dir}' is at step {state.Step}, past the {options.Steps} steps asked for; ask for more steps");
-        var (config, model) = ModelDirectory.Load(dir);
+        var (config, model) = ModelDirectory.LoadLanguageModel(dir);
         try
         {
             CheckCausal(config);
@@ -111,10 +108,10 @@ public sealed class Trainer : IDisposable
     static void CheckCausal(ModelConfig config)
     {
         if (config is TransformerWrapperConfig { AttnLayers.IsCausal: false } c)
-            throw new ConfigException("attn_layers.type", $"next-token training needs causal layers (Decoder), got {c.AttnLayers.Type}");
+            throw new ConfigException("attn_layers.type", $"next-token training needs causal layers (Decoder), got {c.AttnLayers.Type.JsonName()}");
     }
 
-    public nn.Module Model => _module;
+    public LanguageModel Model => _model;
     public ModelConfig Config { get; }
     public TrainOptions Options { get; }
     public Device Device { get; }
@@ -146,7 +143,7 @@ public sealed class Trainer : IDisposable
         double computeSeconds = 0, logSeconds = 0;
         long logTokens = 0;
         var reason = StopReason.Completed;
-        _module.train();
+        _model.train();
 
         while (Step < until)
         {
@@ -239,14 +236,14 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Loss, perplexity, bits per byte/char and (tasks) exact match over the fixed validation batches.</summary>
     public EvaluationMetrics Evaluate() =>
-        LastEvaluation = Evaluator.Evaluate(_module, _data, Options.EvalBatches, Options.BatchSize, Device, Step);
+        LastEvaluation = Evaluator.Evaluate(_model, _data, Options.EvalBatches, Options.BatchSize, Device, Step);
 
     /// <summary>Sample lines from held-out prompts (greedy for tasks, temperature sampling for text).</summary>
     public IReadOnlyList<string> Samples(int count)
     {
-        _module.eval();
+        _model.eval();
         try { return _data.Samples(_model, _sampling, count, Options.SampleLength, Device); }
-        finally { _module.train(); }
+        finally { _model.train(); }
     }
 
     /// <summary>Writes the checkpoint into <c>OutDir/checkpoint</c> (or <paramref name="directory"/>) and returns its path.</summary>
@@ -266,7 +263,7 @@ public sealed class Trainer : IDisposable
             TokensSeen = _tokensSeen,
             LastEvaluation = LastEvaluation,
         };
-        Checkpoint.Save(dir, Config, _module, _optimizer, state, _data);
+        Checkpoint.Save(dir, Config, _model, _optimizer, state, _data);
         return Path.GetFullPath(dir);
     }
 
@@ -283,7 +280,7 @@ public sealed class Trainer : IDisposable
     public void Dispose()
     {
         _optimizer.Dispose();
-        if (_ownsModel) _module.Dispose();
+        if (_ownsModel) _model.Dispose();
     }
 
     sealed class NullObserver : ITrainingObserver { }

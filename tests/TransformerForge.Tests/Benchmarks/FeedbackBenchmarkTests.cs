@@ -12,10 +12,10 @@ public class FeedbackBenchmarkTests(ITestOutputHelper output)
     [Fact]
     public void RunsEndToEndAtATinySize()
     {
-        // d_model / heads = 32: the decoder's rotary positions need heads of at least 32 dimensions.
+        // dim / heads = 32: the decoder's rotary positions need heads of at least 32 dimensions.
         var options = new FeedbackBenchmarkOptions
         {
-            DModel = 64, Heads = 2, DFf = 64, Layers = 2, SeqLen = 8, Batch = 2, WarmupSteps = 1, Steps = 2,
+            Dim = 64, Heads = 2, FfInnerDim = 64, Depth = 2, SeqLen = 8, Batch = 2, WarmupSteps = 1, Steps = 2,
             PromptLength = 3, NewTokens = 5, GenerationRepeats = 1,
         };
 

@@ -15,7 +15,7 @@ public class ModelConfigTests
     {
         var c = Assert.IsType<TransformerWrapperConfig>(ModelConfig.Parse(Decoder));
         Assert.Equal(64, c.NumTokens);
-        Assert.Equal("Decoder", c.AttnLayers.Type);
+        Assert.Equal(LayerStackType.Decoder, c.AttnLayers.Type);
         Assert.True(c.AttnLayers.RotaryPosEmb);
         Assert.Equal(new[] { 1, 1, 0, 0 }, c.AttnLayers.ShiftTokens);
         Assert.True(c.AttnLayers.IsCausal);

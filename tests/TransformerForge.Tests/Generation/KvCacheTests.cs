@@ -17,7 +17,7 @@ public class KvCacheTests
         var c = new TransformerWrapperConfig
         {
             NumTokens = 40, MaxSeqLen = 32,
-            AttnLayers = options(new AttentionLayersConfig { Type = "Decoder", Dim = 32, Depth = 2, Heads = 4, AttnDimHead = 32 }),
+            AttnLayers = options(new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = 32, Depth = 2, Heads = 4, Attn = new() { DimHead = 32 } }),
         };
         if (wrapper is not null) c = wrapper(c);
         var m = new TransformerWrapper(c);
@@ -41,23 +41,23 @@ public class KvCacheTests
         "alibi_partial_learned" => Model(c => c with { AlibiPosBias = true, AlibiNumHeads = 2, AlibiLearned = true }),
         "t5" => Model(c => c with { RelPosBias = true }),
         "position_infused" => Model(c => c with { PositionInfusedAttn = true }),
-        "persistent_mem_kv" => Model(c => c with { AttnNumMemKv = 3 }),
+        "persistent_mem_kv" => Model(c => c with { Attn = c.Attn with { NumMemKv = 3 } }),
         "shift_tokens" => Model(c => c with { ShiftTokens = new[] { 2 } }),
         "shift_tokens_per_layer" => Model(c => c with { ShiftTokens = new[] { 1, 0, 2, 1 } }),
         "memory_tokens" => Model(c => c, w => w with { NumMemoryTokens = 2 }),
         "residual_attn" => Model(c => c with { ResidualAttn = true }),
-        "talking_heads" => Model(c => c with { AttnTalkingHeads = true }),
-        "sparse_topk" => Model(c => c with { AttnSparseTopk = 3 }),
-        "entmax15" => Model(c => c with { AttnUseEntmax15 = true }),
-        "collab_heads" => Model(c => c with { AttnCollabHeads = true, AttnCollabCompression = 0.5 }),
+        "talking_heads" => Model(c => c with { Attn = c.Attn with { TalkingHeads = true } }),
+        "sparse_topk" => Model(c => c with { Attn = c.Attn with { SparseTopk = 3 } }),
+        "entmax15" => Model(c => c with { Attn = c.Attn with { UseEntmax15 = true } }),
+        "collab_heads" => Model(c => c with { Attn = c.Attn with { CollabHeads = true, CollabCompression = 0.5 } }),
         "macaron_sandwich" => Model(c => c with { Macaron = true, SandwichNorm = true }),
         "gate_residual_rezero" => Model(c => c with { GateResidual = true, UseRezero = true, ScaleResidual = true }),
         "post_norm" => Model(c => c with { PreNorm = false, UseScalenorm = true }),
-        "glu_relu_squared" => Model(c => c with { FfGlu = true, FfReluSquared = true, UseRmsnorm = true }),
-        "normformer" => Model(c => c with { AttnHeadScale = true, FfPostActLn = true }),
-        "value_gates_on_attn" => Model(c => c with { AttnGateValues = true, AttnOnAttn = true }),
+        "glu_relu_squared" => Model(c => c with { Ff = c.Ff with { Glu = true, ReluSquared = true }, UseRmsnorm = true }),
+        "normformer" => Model(c => c with { Attn = c.Attn with { HeadScale = true }, Ff = c.Ff with { PostActLn = true } }),
+        "value_gates_on_attn" => Model(c => c with { Attn = c.Attn with { GateValues = true, OnAttn = true } }),
         "primer_ez" => Model(c => c with { PrimerEz = true }),
-        "primer_dconv_shared_heads_rotary" => Model(c => c with { AttnDconv = true, AttnDconvSharedHeads = true, AttnDconvKernelSize = 5, RotaryPosEmb = true }),
+        "primer_dconv_shared_heads_rotary" => Model(c => c with { Attn = c.Attn with { Dconv = true, DconvSharedHeads = true, DconvKernelSize = 5 }, RotaryPosEmb = true }),
         _ => throw new ArgumentException(scheme),
     };
 

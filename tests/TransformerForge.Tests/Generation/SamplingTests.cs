@@ -17,7 +17,7 @@ public class SamplingTests
         var m = new TransformerWrapper(new TransformerWrapperConfig
         {
             NumTokens = 256, MaxSeqLen = 64,
-            AttnLayers = new AttentionLayersConfig { Type = "Decoder", Dim = 32, Depth = 2, Heads = 4, AttnDimHead = 8, RelPosBias = relative },
+            AttnLayers = new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = 32, Depth = 2, Heads = 4, Attn = new() { DimHead = 8 }, RelPosBias = relative },
         });
         m.to(ScalarType.Float64).eval();
         return m;

@@ -16,7 +16,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void GradientsReachEveryParameter(bool sharedKeyValues)
     {
         manual_seed(11);
-        using var model = new FeedbackLanguageModel(numTokens: 13, dModel: 16, heads: 2, dFf: 32, nLayers: 3, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 13, dim: 16, heads: 2, ffInnerDim: 32, depth: 3, sharedKeyValues);
         var tokens = randint(13, [2, 9], dtype: ScalarType.Int64);
 
         var logits = model.forward(tokens);
@@ -44,7 +44,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void CachedMemoryGivesSameOutputsAndGradientsAsRecomputingIt(bool sharedKeyValues)
     {
         manual_seed(5);
-        using var model = new FeedbackTransformer(dModel: 8, heads: 2, dFf: 16, nLayers: 2, sharedKeyValues, maxMemory: 128);
+        using var model = new FeedbackTransformer(dim: 8, heads: 2, ffInnerDim: 16, depth: 2, sharedKeyValues, maxMemory: 128);
         model.to(ScalarType.Float64);
         // Non-zero position terms so that they take part.
         using (no_grad())
@@ -75,7 +75,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void StepByStepEqualsWholeSequence(bool sharedKeyValues)
     {
         manual_seed(9);
-        using var model = new FeedbackLanguageModel(numTokens: 11, dModel: 16, heads: 4, dFf: 32, nLayers: 2, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 11, dim: 16, heads: 4, ffInnerDim: 32, depth: 2, sharedKeyValues);
         model.to(ScalarType.Float64).eval();
         using var _ = no_grad();
         var tokens = randint(11, [3, 10], dtype: ScalarType.Int64);
@@ -100,7 +100,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void LeftPaddingIsInvisible(bool sharedKeyValues)
     {
         manual_seed(21);
-        using var model = new FeedbackLanguageModel(numTokens: 11, dModel: 16, heads: 4, dFf: 32, nLayers: 2, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 11, dim: 16, heads: 4, ffInnerDim: 32, depth: 2, sharedKeyValues);
         model.to(ScalarType.Float64).eval();
         using var _ = no_grad();
         var shorter = randint(1, 11, [1, 5], dtype: ScalarType.Int64);
@@ -122,7 +122,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void CachedGenerationEqualsRecomputedGeneration(bool sharedKeyValues)
     {
         manual_seed(4);
-        using var model = new FeedbackLanguageModel(numTokens: 17, dModel: 16, heads: 2, dFf: 32, nLayers: 2, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 17, dim: 16, heads: 2, ffInnerDim: 32, depth: 2, sharedKeyValues);
         var prompt = randint(17, [2, 3], dtype: ScalarType.Int64);
 
         var cached = Autoregressive.Generate(model, prompt, 12, new SamplingOptions { Greedy = true });
@@ -139,7 +139,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     public void DetachedMemoryCarriesOverSegments(bool sharedKeyValues)
     {
         manual_seed(8);
-        using var model = new FeedbackLanguageModel(numTokens: 7, dModel: 8, heads: 2, dFf: 16, nLayers: 2, sharedKeyValues);
+        using var model = new FeedbackLanguageModel(numTokens: 7, dim: 8, heads: 2, ffInnerDim: 16, depth: 2, sharedKeyValues);
         model.to(ScalarType.Float64);
         var tokens = randint(7, [2, 12], dtype: ScalarType.Int64);
         using var state = model.NewMemory();
@@ -183,7 +183,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
                 {
                     if (model.SharedKeyValues)
                     {
-                        var shape = new long[] { memoryTensor.shape[0], memoryTensor.shape[1], model.Heads, model.HeadDim };
+                        var shape = new long[] { memoryTensor.shape[0], memoryTensor.shape[1], model.Heads, model.DimHead };
                         keys = ((Linear)modules["memory_key"]).forward(memoryTensor).view(shape);
                         values = ((Linear)modules["memory_value"]).forward(memoryTensor).view(shape);
                     }

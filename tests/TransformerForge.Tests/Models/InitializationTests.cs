@@ -9,7 +9,7 @@ namespace TransformerForge.Tests.Models;
 public class InitializationTests
 {
     static TransformerWrapper Build(AttentionLayersConfig layers) =>
-        new(new TransformerWrapperConfig { NumTokens = 16, MaxSeqLen = 8, AttnLayers = layers with { Dim = 16, Depth = 1, Heads = 2, AttnDimHead = 8 } });
+        new(new TransformerWrapperConfig { NumTokens = 16, MaxSeqLen = 8, AttnLayers = layers with { Dim = 16, Depth = 1, Heads = 2, Attn = layers.Attn with { DimHead = 8 } } });
 
     static Tensor P(nn.Module m, string name) => m.named_parameters().Single(p => p.name == name).parameter;
 
@@ -26,7 +26,7 @@ public class InitializationTests
     [Fact]
     public void ValueGatesStartOpen()
     {
-        var m = Build(new AttentionLayersConfig { AttnGateValues = true });
+        var m = Build(new AttentionLayersConfig { Attn = new() { GateValues = true } });
         Assert.Equal(0f, P(m, "attn_layers.layers.0.1.to_v_gate.weight").abs().max().item<float>());
         Assert.Equal(1f, P(m, "attn_layers.layers.0.1.to_v_gate.bias").min().item<float>());
     }
@@ -42,7 +42,7 @@ public class InitializationTests
     [Fact]
     public void ScalesAndNormsStartAtOne()
     {
-        var m = Build(new AttentionLayersConfig { AttnHeadScale = true, ScaleResidual = true, UseRmsnorm = true });
+        var m = Build(new AttentionLayersConfig { Attn = new() { HeadScale = true }, ScaleResidual = true, UseRmsnorm = true });
         Assert.Equal(1f, P(m, "attn_layers.layers.0.1.head_scale_params").min().item<float>());
         Assert.Equal(1f, P(m, "attn_layers.layers.0.2.residual_scale").min().item<float>());
         Assert.Equal(1f, P(m, "attn_layers.layers.0.0.g").min().item<float>());

@@ -84,7 +84,7 @@ public class TrainerTests
     {
         using var data = TrainingFixtures.CopyTask();
         var config = TrainingFixtures.TinyDecoder();
-        config = config with { AttnLayers = config.AttnLayers with { Type = "Encoder" } };
+        config = config with { AttnLayers = config.AttnLayers with { Type = LayerStackType.Encoder } };
         var e = Assert.Throws<ConfigException>(() => Trainer.Create(config, data, TrainingFixtures.TinyOptions()));
         Assert.Contains("causal", e.Message);
     }

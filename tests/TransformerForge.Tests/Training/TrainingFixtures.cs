@@ -18,7 +18,8 @@ internal static class TrainingFixtures
         MaxSeqLen = maxSeqLen,
         AttnLayers = new AttentionLayersConfig
         {
-            Type = "Decoder", Dim = 16, Depth = 1, Heads = 2, AttnDimHead = 8, AttnDropout = dropout, FfDropout = dropout, FfMult = 2,
+            Type = LayerStackType.Decoder, Dim = 16, Depth = 1, Heads = 2,
+            Attn = new AttentionOptions { DimHead = 8, Dropout = dropout }, Ff = new FeedForwardOptions { Dropout = dropout, Mult = 2 },
         },
     };
 

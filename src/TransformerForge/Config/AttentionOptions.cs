@@ -1,0 +1,82 @@
+namespace TransformerForge.Config;
+
+/// <summary>
+/// The <c>attn_*</c> options: how every attention block of a layer stack is built. x-transformers collects the
+/// <c>attn_</c>-prefixed keywords of <c>AttentionLayers</c> and hands them, prefix trimmed, to each <c>Attention</c>;
+/// this record is that bundle. Its rows are spliced into <see cref="AttentionLayersConfig.Table"/> (the JSON keys stay
+/// flat in the layer object) and the record reaches <c>Modules.Attention</c> as it is. Adding an option: a property,
+/// a table row, a check in <see cref="Validate"/> if it has a range, and its use in <c>Attention</c>.
+/// </summary>
+public sealed record AttentionOptions
+{
+    /// <summary>Width of each head (<c>attn_dim_head</c>).</summary>
+    public int DimHead { get; init; } = 64;
+    /// <summary>Dropout on the attention weights.</summary>
+    public double Dropout { get; init; }
+    /// <summary>Talking heads (Shazeer et al. 2020): heads mixed before and after the softmax.</summary>
+    public bool TalkingHeads { get; init; }
+    /// <summary>NormFormer's learned per-head scale on the attention output (Shleifer et al. 2021).</summary>
+    public bool HeadScale { get; init; }
+    /// <summary>Collaborative heads (Cordonnier et al. 2020): one shared key projection, mixed per head.</summary>
+    public bool CollabHeads { get; init; }
+    public double CollabCompression { get; init; } = 0.3;
+    /// <summary>Explicit sparse attention (Zhao et al. 2019): keep the top-k scores of each query.</summary>
+    public int? SparseTopk { get; init; }
+    /// <summary>1.5-entmax instead of softmax (Peters et al. 2019).</summary>
+    public bool UseEntmax15 { get; init; }
+    /// <summary>Persistent memory (Sukhbaatar et al. 2019): learned key/value pairs every query may attend to.</summary>
+    public int NumMemKv { get; init; }
+    /// <summary>Attention on attention (Huang et al. 2019): a GLU on the output projection.</summary>
+    public bool OnAttn { get; init; }
+    /// <summary>Value gates (AlphaFold2, Jumper et al. 2021): each head's output gated by a sigmoid of the input.</summary>
+    public bool GateValues { get; init; }
+    /// <summary>A query sees at most this many positions back (null: no limit).</summary>
+    public int? MaxAttendPast { get; init; }
+    /// <summary>Primer's Multi-DConv-Head Attention (So et al. 2021): a causal depth-wise convolution after each q/k/v projection.</summary>
+    public bool Dconv { get; init; }
+    public int DconvKernelSize { get; init; } = 3;
+    /// <summary>Kernels shared by the heads (labml: dim_head kernels) instead of one per projected channel (the paper).</summary>
+    public bool DconvSharedHeads { get; init; }
+    /// <summary>A bias on the query, key and value projections (labml's Primer; x-transformers has none).</summary>
+    public bool QkvBias { get; init; }
+
+    public static readonly OptionTable<AttentionOptions> Table = new OptionTable<AttentionOptions>()
+        .Int("attn_dim_head", o => o.DimHead, (o, v) => o with { DimHead = v })
+        .Double("attn_dropout", o => o.Dropout, (o, v) => o with { Dropout = v })
+        .Bool("attn_talking_heads", o => o.TalkingHeads, (o, v) => o with { TalkingHeads = v })
+        .Bool("attn_head_scale", o => o.HeadScale, (o, v) => o with { HeadScale = v })
+        .Bool("attn_collab_heads", o => o.CollabHeads, (o, v) => o with { CollabHeads = v })
+        .Double("attn_collab_compression", o => o.CollabCompression, (o, v) => o with { CollabCompression = v })
+        .OptInt("attn_sparse_topk", o => o.SparseTopk, (o, v) => o with { SparseTopk = v })
+        .Bool("attn_use_entmax15", o => o.UseEntmax15, (o, v) => o with { UseEntmax15 = v })
+        .Int("attn_num_mem_kv", o => o.NumMemKv, (o, v) => o with { NumMemKv = v })
+        .Bool("attn_on_attn", o => o.OnAttn, (o, v) => o with { OnAttn = v })
+        .Bool("attn_gate_values", o => o.GateValues, (o, v) => o with { GateValues = v })
+        .OptInt("attn_max_attend_past", o => o.MaxAttendPast, (o, v) => o with { MaxAttendPast = v })
+        .Bool("attn_dconv", o => o.Dconv, (o, v) => o with { Dconv = v })
+        .Int("attn_dconv_kernel_size", o => o.DconvKernelSize, (o, v) => o with { DconvKernelSize = v })
+        .Bool("attn_dconv_shared_heads", o => o.DconvSharedHeads, (o, v) => o with { DconvSharedHeads = v })
+        .Bool("attn_qkv_bias", o => o.QkvBias, (o, v) => o with { QkvBias = v });
+
+    /// <summary>
+    /// The checks that need only these options and the head count; each names its key under <paramref name="prefix"/>
+    /// (e.g. <c>attn_layers.</c>). <c>Attention</c> runs them too, so a block built in C# is checked the same way.
+    /// </summary>
+    public void Validate(int heads, string prefix = "")
+    {
+        void Check(bool ok, string key, string message)
+        {
+            if (!ok) throw new ConfigException(prefix + key, message);
+        }
+        Check(heads > 0, "heads", "must be a positive integer");
+        Check(DimHead > 0, "attn_dim_head", "must be a positive integer");
+        Check(Dropout is >= 0 and < 1, "attn_dropout", "must be in [0, 1)");
+        Check(NumMemKv >= 0, "attn_num_mem_kv", "must not be negative");
+        Check(SparseTopk is null or > 0, "attn_sparse_topk", "must be positive");
+        Check(MaxAttendPast is null or >= 0, "attn_max_attend_past", "must not be negative");
+        Check(CollabCompression is > 0 and <= 1, "attn_collab_compression", "must be in (0, 1]");
+        Check(!(CollabHeads && (int)(CollabCompression * DimHead * heads) < 1), "attn_collab_compression", "leaves no query/key dimension");
+        Check(DconvKernelSize >= 1, "attn_dconv_kernel_size", "must be at least 1");
+        Check(!(Dconv && CollabHeads), "attn_dconv", "depth-wise convolutions cannot be combined with attn_collab_heads (the query width differs per head)");
+    }
+}
