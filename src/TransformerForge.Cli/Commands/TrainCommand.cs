@@ -220,10 +220,16 @@ public static class TrainCommand
     static string DescribeModel(ModelConfig c) => c switch
     {
         TransformerWrapperConfig t => $"{t.AttnLayers.Type.JsonName()}, dim {t.AttnLayers.Dim}, depth {t.AttnLayers.Depth}, heads {t.AttnLayers.Heads}, vocab {t.NumTokens}, max_seq_len {t.MaxSeqLen}",
-        TransformerPlusPlusConfig p => $"Transformer++ ({p.Block}), dim {p.Dim}, depth {p.Depth}, mixers " +
-            string.Join(" | ", p.Layers.Select(l => string.Join(" ", l.Mixers.Select(m => $"{m.Op}:{m.Heads}")))) + $", vocab {p.NumTokens}, max_seq_len {p.MaxSeqLen}",
+        TransformerPlusPlusConfig p => $"Transformer++ ({p.Block}), dim {p.Dim}, depth {p.Depth}, mixers {Mixers(p)}, vocab {p.NumTokens}, max_seq_len {p.MaxSeqLen}",
         _ => c.Type,
     };
+
+    /// <summary>Each layer's heads per mixer ("mha:2 sgconv:2 | mha:4"), once when every layer has the same.</summary>
+    static string Mixers(TransformerPlusPlusConfig p)
+    {
+        var layers = p.Layers.Select(l => string.Join(" ", l.Mixers.Select(m => $"{m.Op}:{m.Heads}"))).ToList();
+        return layers.Distinct().Count() == 1 ? $"{layers[0]} in every layer" : string.Join(" | ", layers);
+    }
 
     /// <summary>Fails early, naming the file, for a missing or empty corpus (before tokenizer or model work).</summary>
     static void CheckCorpus(string path)

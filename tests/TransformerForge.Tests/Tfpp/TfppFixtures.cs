@@ -45,5 +45,5 @@ internal static class TfppFixtures
         return model;
     }
 
-    public static double MaxAbs(Tensor a, Tensor b) => (a - b).abs().max().item<double>();
+    public static double MaxAbs(Tensor a, Tensor b) => (a - b).abs().max().to_type(ScalarType.Float64).item<double>();
 }
