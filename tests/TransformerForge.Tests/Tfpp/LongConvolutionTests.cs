@@ -61,7 +61,8 @@ public class LongConvolutionTests
     }
 
     /// <summary>The measured crossover (tforge bench conv, docs/transformer-plus-plus.md): a 256-tap kernel runs directly at
-    /// 1024-4096 positions, a sequence-long kernel (SGConv's usual case) through the FFT, a decoding step directly.</summary>
+    /// 1024-4096 positions (at the crossover at 1024, faster at 2048-4096), 512 taps and sequence-long kernels (SGConv's
+    /// usual case) through the FFT, a decoding step directly.</summary>
     [Fact]
     public void PicksTheFasterPathAsMeasured()
     {
@@ -69,6 +70,7 @@ public class LongConvolutionTests
         {
             Assert.False(LongConvolution.UseFft(length, 256), $"256 taps at {length}");
             Assert.True(LongConvolution.UseFft(length, length), $"{length} taps at {length}");
+            Assert.True(LongConvolution.UseFft(length, 512), $"512 taps at {length}");
             Assert.False(LongConvolution.UseFft(1, length), $"one output of {length} taps");
         }
         Assert.False(LongConvolution.UseFft(64, 16));
