@@ -18,7 +18,8 @@ namespace TransformerForge.Config;
 /// heads (half to even) and ops with none are left out; the per-op objects of ops a layer does not use are ignored.
 /// Top-level Hugging Face keys: <c>vocab_size</c> (required), <c>n_positions</c> (or <c>max_position_embeddings</c>;
 /// default 2048 for codegen, 1024 for gpt2, their configs' defaults), <c>rotary_dim</c>, <c>embd_pdrop</c>,
-/// <c>resid_pdrop</c> (default 0 for codegen, 0.1 for gpt2), <c>layer_norm_epsilon</c>. Errors name the key's path.
+/// <c>resid_pdrop</c> (default 0 for codegen, 0.1 for gpt2), <c>layer_norm_epsilon</c>, and <c>use_cache</c> (which
+/// <c>TfppSearchSpace</c> passes; accepted and ignored: every model here can decode cached). Errors name the key's path.
 /// </summary>
 public static class ArchaiArchitecture
 {
@@ -44,6 +45,8 @@ public static class ArchaiArchitecture
             if (!seen.Add(p.Name)) throw new ConfigException(p.Name, "given twice");
             if (p.Name == "_config_type" ? !IsString(p.Value, "default") : !TopKeys.Contains(p.Name))
                 throw new ConfigException(p.Name, $"unknown key of an Archai Transformer++ architecture (known: {string.Join(", ", TopKeys)})");
+            if (p.Name == "use_cache" && p.Value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                throw new ConfigException(p.Name, "expected true or false");
         }
 
         var backbone = obj.TryGetProperty("backbone", out var b) ? String(b, "backbone") : TransformerPlusPlusConfig.CodeGen;
@@ -107,7 +110,7 @@ public static class ArchaiArchitecture
     };
 
     static readonly string[] TopKeys =
-        ["backbone", "hidden_size", "hidden_layers", "vocab_size", "n_positions", "max_position_embeddings", "rotary_dim", "embd_pdrop", "resid_pdrop", "layer_norm_epsilon"];
+        ["backbone", "hidden_size", "hidden_layers", "vocab_size", "n_positions", "max_position_embeddings", "rotary_dim", "embd_pdrop", "resid_pdrop", "layer_norm_epsilon", "use_cache"];
 
     static List<TransformerPlusPlusLayer> ReadLayers(JsonElement list, string path)
     {

@@ -56,7 +56,7 @@ public class TransformerPlusPlusConfigTests
     [Fact]
     public void GptTwoBackboneTakesGptTwoDefaults()
     {
-        var json = ArchaiExample.Replace("\"backbone\": \"codegen\"", "\"backbone\": \"gpt2\"").Replace("    \"n_positions\": 64\n", "    \"resid_pdrop\": 0.0\n");
+        var json = ArchaiExample.Replace("\"backbone\": \"codegen\"", "\"backbone\": \"gpt2\"").Replace("    \"n_positions\": 64\n", "    \"resid_pdrop\": 0.0,\n    \"use_cache\": false\n");
         var c = (TransformerPlusPlusConfig)ModelConfig.Parse(json);
         Assert.Equal((TransformerPlusPlusConfig.Gpt2, 1024, 0.1, 0.0), (c.Block, c.MaxSeqLen, c.EmbDropout, c.ResidDropout));
         Assert.Equal(0, c.RotaryDimOf(0));
