@@ -70,7 +70,7 @@ public static class ArchaiArchitecture
         config = config with { Layers = ReadLayers(obj.GetProperty("hidden_layers"), "hidden_layers") };
         try
         {
-            config.Validate();
+            config.Validate(perLayerKeys: true);
         }
         catch (ConfigException e)
         {
@@ -109,8 +109,11 @@ public static class ArchaiArchitecture
         ["emb_dropout"] = "embd_pdrop", ["resid_dropout"] = "resid_pdrop", ["layer_norm_eps"] = "layer_norm_epsilon",
     };
 
-    static readonly string[] TopKeys =
-        ["backbone", "hidden_size", "hidden_layers", "vocab_size", "n_positions", "max_position_embeddings", "rotary_dim", "embd_pdrop", "resid_pdrop", "layer_norm_epsilon", "use_cache"];
+    /// <summary>The Hugging Face keyword arguments read at the top level, beside the architecture's own keys.</summary>
+    public static readonly IReadOnlyList<string> HuggingFaceKeys =
+        ["vocab_size", "n_positions", "max_position_embeddings", "rotary_dim", "embd_pdrop", "resid_pdrop", "layer_norm_epsilon", "use_cache"];
+
+    static readonly string[] TopKeys = ["backbone", "hidden_size", "hidden_layers", .. HuggingFaceKeys];
 
     static List<TransformerPlusPlusLayer> ReadLayers(JsonElement list, string path)
     {

@@ -65,7 +65,7 @@ public sealed record TransformerPlusPlusConfig : ModelConfig
         };
     }
 
-    static readonly OptionTable<TransformerPlusPlusConfig> Table = new OptionTable<TransformerPlusPlusConfig>()
+    public static readonly OptionTable<TransformerPlusPlusConfig> Table = new OptionTable<TransformerPlusPlusConfig>()
         .Int("num_tokens", c => c.NumTokens, (c, v) => c with { NumTokens = v })
         .Int("max_seq_len", c => c.MaxSeqLen, (c, v) => c with { MaxSeqLen = v })
         .Int("dim", c => c.Dim, (c, v) => c with { Dim = v })
@@ -104,7 +104,7 @@ public sealed record TransformerPlusPlusConfig : ModelConfig
             layers = Enumerable.Repeat(defaults, depth.Value).ToList();
         }
         c = c with { Layers = layers };
-        c.Validate();
+        c.Validate(perLayerKeys: list.ValueKind == JsonValueKind.Array);
         return c;
     }
 
@@ -122,7 +122,11 @@ public sealed record TransformerPlusPlusConfig : ModelConfig
         return o;
     }
 
-    public void Validate()
+    /// <summary>Checks the whole model; layer errors name <c>layers[i].key</c>, or just the key when every layer is the same object.</summary>
+    public void Validate() => Validate(perLayerKeys: !Layers.All(l => ReferenceEquals(l, Layers[0])));
+
+    /// <summary>Checks the whole model; with <paramref name="perLayerKeys"/>, layer errors name <c>layers[i].key</c>, else the key alone.</summary>
+    public void Validate(bool perLayerKeys)
     {
         if (NumTokens <= 0) throw new ConfigException("num_tokens", "must be a positive integer");
         if (MaxSeqLen <= 0) throw new ConfigException("max_seq_len", "must be a positive integer");
@@ -133,8 +137,7 @@ public sealed record TransformerPlusPlusConfig : ModelConfig
         if (ResidDropout is < 0 or >= 1) throw new ConfigException("resid_dropout", "must be in [0, 1)");
         if (!(LayerNormEps > 0)) throw new ConfigException("layer_norm_eps", "must be positive");
         if (Layers.Count == 0) throw new ConfigException("depth", "must be at least 1");
-        var uniform = Layers.All(l => ReferenceEquals(l, Layers[0]));
-        for (int i = 0; i < Layers.Count; i++) Layers[i].Validate(this, uniform ? "" : $"layers[{i}].");
+        for (int i = 0; i < Layers.Count; i++) Layers[i].Validate(this, perLayerKeys ? $"layers[{i}]." : "");
     }
 }
 
@@ -159,7 +162,7 @@ public sealed record TransformerPlusPlusLayer
 
     public bool Uses(string op) => Mixers.Any(m => m.Op == op);
 
-    internal static readonly OptionTable<TransformerPlusPlusLayer> Table = new OptionTable<TransformerPlusPlusLayer>()
+    public static readonly OptionTable<TransformerPlusPlusLayer> Table = new OptionTable<TransformerPlusPlusLayer>()
         .Int("heads", l => l.Heads, (l, v) => l with { Heads = v })
         .Int("ff_inner_dim", l => l.FfInnerDim, (l, v) => l with { FfInnerDim = v })
         .Nested("mixers", (l, e, path) => l with { Mixers = ReadMixers(e, path) }, l => MixersJson(l.Mixers))

@@ -45,5 +45,13 @@ internal static class TfppFixtures
         return model;
     }
 
+    /// <summary>Adds N(0, 0.1) to every parameter of <paramref name="model"/> (seeded), in place.</summary>
+    public static void Perturb(nn.Module model, long seed = 0)
+    {
+        manual_seed(seed);
+        using var _ = no_grad();
+        foreach (var p in model.parameters()) p.add_(randn_like(p) * 0.1);
+    }
+
     public static double MaxAbs(Tensor a, Tensor b) => (a - b).abs().max().to_type(ScalarType.Float64).item<double>();
 }

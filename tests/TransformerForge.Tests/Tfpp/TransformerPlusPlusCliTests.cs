@@ -36,6 +36,31 @@ public class TransformerPlusPlusCliTests
         Assert.True(generate.Stdout.TrimEnd().Length > "to be".Length, generate.Stdout);
     }
 
+    /// <summary>The native JSON, layers that differ and all six mixers: two steps on text, then generation from the checkpoint.</summary>
+    [Fact]
+    public void ANativeConfigTrainsAndGenerates()
+    {
+        using var tmp = new TempDir();
+        var corpus = tmp.File("c.txt", string.Concat(Enumerable.Repeat("to be or not to be, that is the question. ", 50)));
+        var config = tmp.File("tfpp.json", """
+            { "type": "TransformerPlusPlus", "num_tokens": 256, "max_seq_len": 16, "dim": 16, "heads": 2, "ff_inner_dim": 32,
+              "mixers": { "mha": 1, "sgconv": 1 }, "sgconv_kernel_size": 4,
+              "layers": [ {}, { "heads": 4, "mixers": { "sep_conv1d": 1, "sgconv3": 1, "local_attn": 1, "lsh_attn": 1 }, "sep_conv1d_kernel_size": 3,
+                                "sgconv3_kernel_size": 4, "local_attn_window_size": 4, "lsh_num_hashes": 2, "lsh_bucket_size": 4 } ] }
+            """);
+        var run = Path.Combine(tmp.Path, "run");
+        var train = CliProcess.Run(Timeout, "train", "--config", config, "--data", corpus, "--steps", "2", "--batch", "2", "--warmup", "1",
+            "--eval-every", "2", "--eval-batches", "1", "--sample-every", "0", "--log-every", "1", "--out", run);
+        Assert.True(train.Code == 0, train.Stdout + train.Stderr);
+        Assert.Contains("Transformer++ (codegen)", train.Stdout);
+        Assert.Contains("step 2/2", train.Stdout);
+
+        var generate = CliProcess.Run(Timeout, "generate", "--model", run, "--prompt", "to be", "--tokens", "8", "--seed", "1");
+        Assert.True(generate.Code == 0, generate.Stdout + generate.Stderr);
+        Assert.StartsWith("to be", generate.Stdout);
+        Assert.Matches(@"generated 8 tokens", generate.Stderr);
+    }
+
     [Fact]
     public void AnUnknownOpIsOneLineNamingTheLayerAndKey()
     {

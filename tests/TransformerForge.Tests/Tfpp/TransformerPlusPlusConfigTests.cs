@@ -183,6 +183,15 @@ public class TransformerPlusPlusConfigTests
         Assert.Contains("op_allocation gives sgconv 2 heads", e.Message);
     }
 
+    /// <summary>One layer is named as a layer too (not as the native top-level key).</summary>
+    [Fact]
+    public void AOneLayerFileNamesItsLayerInErrors()
+    {
+        var json = ArchaiExample.ReplaceLineEndings("\n").Replace("\"_repeat_times\": 3", "\"_repeat_times\": 1").Replace("\"n_positions\": 64", "\"n_positions\": 4");
+        var e = Assert.Throws<ConfigException>(() => ModelConfig.Parse(json));
+        Assert.Equal("hidden_layers._configs.0.sgconv.kernel_size", e.Key);
+    }
+
     /// <summary>Layers past _repeat_times are not read at all, as in Archai (they may hold anything).</summary>
     [Fact]
     public void LayersPastRepeatTimesAreIgnored()
