@@ -76,6 +76,25 @@ public class LongConvolutionTests
         Assert.False(LongConvolution.UseFft(64, 16));
     }
 
+    /// <summary>The convolution the mixers call runs the path <see cref="LongConvolution.UseFft"/> picks: in float32 the two
+    /// paths round differently, and the result is bit for bit the picked one's.</summary>
+    [Fact]
+    public void CausalConvRunsThePathItPicks()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(4);
+        foreach (var (length, taps) in new[] { (600L, 600L), (16L, 8L) })
+        {
+            var u = randn(1, 2, length);
+            var kernel = randn(2, taps);
+            var (fft, direct) = (LongConvolution.Fft(u, kernel, length), LongConvolution.Direct(u, kernel, length));
+            Assert.True((fft - direct).abs().max().item<float>() > 0, "the paths must round differently for the check to mean anything");
+            var picked = LongConvolution.UseFft(length, taps) ? fft : direct;
+            Assert.Equal(0, (LongConvolution.CausalConv(u, kernel) - picked).abs().max().item<float>());
+        }
+        Assert.True(LongConvolution.UseFft(600, 600) && !LongConvolution.UseFft(16, 8));
+    }
+
     static double[,,] ToArray3(Tensor t)
     {
         var (a, b, c) = ((int)t.shape[0], (int)t.shape[1], (int)t.shape[2]);
