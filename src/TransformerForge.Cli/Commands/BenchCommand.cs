@@ -192,10 +192,10 @@ public static class BenchCommand
     {
         var lengths = new Option<long[]>("--lengths") { Description = "Sequence lengths.", DefaultValueFactory = _ => [1024, 2048, 4096], AllowMultipleArgumentsPerToken = true };
         var taps = new Option<long[]>("--taps") { Description = "Kernel taps (those up to each length; SGConv's kernels reach the whole sequence).", DefaultValueFactory = _ => [16, 32, 64, 128, 256, 512, 1024, 2048, 4096], AllowMultipleArgumentsPerToken = true };
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 4 };
-        var channels = new Option<int>("--channels") { DefaultValueFactory = _ => 128 };
+        var batch = new Option<int>("--batch") { Description = "Sequences per input [default: 4].", DefaultValueFactory = _ => 4 };
+        var channels = new Option<int>("--channels") { Description = "Channels (each with its own kernel) [default: 128].", DefaultValueFactory = _ => 128 };
         var repeats = new Option<int>("--repeats") { Description = "Timed runs of each (median reported).", DefaultValueFactory = _ => 7 };
-        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)." };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads [default: libtorch's choice]." };
         var device = CliRunner.DeviceOption();
         var cmd = new Command("conv", "SGConv's long causal convolution: direct sum vs. FFT (interleaved), and which one Transformer++ picks.")
         {

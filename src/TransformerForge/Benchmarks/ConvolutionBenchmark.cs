@@ -26,6 +26,7 @@ public static class ConvolutionBenchmark
     public static IReadOnlyList<ConvolutionBenchmarkRow> Run(Device device, IReadOnlyList<long> lengths, IReadOnlyList<long> taps,
         int batch = 4, int channels = 128, int repeats = 7, Action<string>? log = null)
     {
+        Validate(lengths, taps, batch, channels, repeats);
         var rows = new List<ConvolutionBenchmarkRow>();
         manual_seed(0);
         foreach (var length in lengths)
@@ -53,6 +54,17 @@ public static class ConvolutionBenchmark
                     $"length {length,5}  taps {t,5}  direct {row.DirectSeconds * 1e3,9:F2} ms  fft {row.FftSeconds * 1e3,9:F2} ms  fft speed-up {row.FftSpeedup,6:F2}x  picks {(row.PicksFft ? "fft" : "direct"),-6} {(row.PickIsRight ? "" : "(slower choice)")}  |direct - fft| {difference:e1}"));
             }
         return rows;
+    }
+
+    /// <summary>Sizes are checked before anything is allocated: each error names its option.</summary>
+    public static void Validate(IReadOnlyList<long> lengths, IReadOnlyList<long> taps, int batch, int channels, int repeats)
+    {
+        if (lengths.Count == 0 || lengths.Any(l => l is < 1 or > 1 << 24)) throw new ArgumentException($"--lengths must be between 1 and {1 << 24}, got {string.Join(" ", lengths)}");
+        if (taps.Count == 0 || taps.Any(t => t < 1)) throw new ArgumentException($"--taps must be positive, got {string.Join(" ", taps)}");
+        if (!taps.Any(t => t <= lengths.Max())) throw new ArgumentException($"no --taps value is at most the longest length {lengths.Max()}: nothing to measure");
+        if (batch is < 1 or > 4096) throw new ArgumentException($"--batch must be between 1 and 4096, got {batch}");
+        if (channels is < 1 or > 1 << 16) throw new ArgumentException($"--channels must be between 1 and {1 << 16}, got {channels}");
+        if (repeats is < 1 or > 10_000) throw new ArgumentException($"--repeats must be between 1 and 10000, got {repeats}");
     }
 
     static double Time(Func<Tensor> run, Device device)

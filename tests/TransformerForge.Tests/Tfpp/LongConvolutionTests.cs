@@ -95,6 +95,20 @@ public class LongConvolutionTests
         Assert.True(LongConvolution.UseFft(600, 600) && !LongConvolution.UseFft(16, 8));
     }
 
+    /// <summary><c>tforge bench conv</c> at a tiny size: a row per (length, taps ≤ length) with both timings and the pick; bad sizes are refused first.</summary>
+    [Fact]
+    public void BenchConvMeasuresBothPathsAndRefusesBadSizes()
+    {
+        var rows = TransformerForge.Benchmarks.ConvolutionBenchmark.Run(CPU, [32], [4, 32, 64], batch: 1, channels: 2, repeats: 1);
+        Assert.Equal([(32L, 4L), (32L, 32L)], rows.Select(r => (r.Length, r.Taps)));
+        Assert.All(rows, r => Assert.True(r.DirectSeconds > 0 && r.FftSeconds > 0 && r.PicksFft == LongConvolution.UseFft(r.Length, r.Taps)));
+        foreach (var (lengths, taps, repeats, expected) in new (long[], long[], int, string)[]
+        {
+            ([0], [4], 1, "--lengths"), ([32], [-1], 1, "--taps"), ([32], [64], 1, "nothing to measure"), ([32], [4], 0, "--repeats"),
+        })
+            Assert.Contains(expected, Assert.Throws<ArgumentException>(() => TransformerForge.Benchmarks.ConvolutionBenchmark.Run(CPU, lengths, taps, 1, 2, repeats)).Message);
+    }
+
     static double[,,] ToArray3(Tensor t)
     {
         var (a, b, c) = ((int)t.shape[0], (int)t.shape[1], (int)t.shape[2]);
