@@ -36,7 +36,7 @@ public class TransformerPlusPlusCliTests
         Assert.True(generate.Stdout.TrimEnd().Length > "to be".Length, generate.Stdout);
     }
 
-    /// <summary>The native JSON, layers that differ and all six mixers: two steps on text, then generation from the checkpoint.</summary>
+    /// <summary>The native JSON, layers that differ and all six mixers: two steps on text, then generation and evaluation from the run.</summary>
     [Fact]
     public void ANativeConfigTrainsAndGenerates()
     {
@@ -59,6 +59,10 @@ public class TransformerPlusPlusCliTests
         Assert.True(generate.Code == 0, generate.Stdout + generate.Stderr);
         Assert.StartsWith("to be", generate.Stdout);
         Assert.Matches(@"generated 8 tokens", generate.Stderr);
+
+        var eval = CliProcess.Run(Timeout, "eval", "--model", run, "--batches", "1", "--samples", "1");
+        Assert.True(eval.Code == 0, eval.Stdout + eval.Stderr);
+        Assert.Contains("val loss", eval.Stdout);
     }
 
     [Fact]
