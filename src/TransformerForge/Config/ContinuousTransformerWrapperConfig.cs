@@ -24,7 +24,7 @@ public sealed record ContinuousTransformerWrapperConfig : ModelConfig
         .Double("emb_dropout", c => c.EmbDropout, (c, v) => c with { EmbDropout = v })
         .Bool("use_pos_emb", c => c.UsePosEmb, (c, v) => c with { UsePosEmb = v });
 
-    public static new ContinuousTransformerWrapperConfig FromJson(JsonElement obj)
+    public static ContinuousTransformerWrapperConfig FromJson(JsonElement obj)
     {
         Require(obj, "max_seq_len", "attn_layers");
         var c = Table.Read(obj, new ContinuousTransformerWrapperConfig(), "", "type");

@@ -22,7 +22,7 @@ public sealed record ViTransformerWrapperConfig : ModelConfig
         .Double("dropout", c => c.Dropout, (c, v) => c with { Dropout = v })
         .Double("emb_dropout", c => c.EmbDropout, (c, v) => c with { EmbDropout = v });
 
-    public static new ViTransformerWrapperConfig FromJson(JsonElement obj)
+    public static ViTransformerWrapperConfig FromJson(JsonElement obj)
     {
         Require(obj, "image_size", "patch_size", "attn_layers");
         var c = Table.Read(obj, new ViTransformerWrapperConfig(), "", "type");
