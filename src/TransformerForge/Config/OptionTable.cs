@@ -12,7 +12,7 @@ namespace TransformerForge.Config;
 /// </summary>
 public sealed class OptionTable<T> where T : class
 {
-    sealed record Row(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write, XTransformersVersion? Only = null);
+    sealed record Row(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write, XTransformersVersion? Only = null, string? RenamedTo = null);
 
     readonly List<Row> _rows = new();
     readonly Dictionary<string, string> _aliases = new();
@@ -33,10 +33,13 @@ public sealed class OptionTable<T> where T : class
         return this;
     }
 
-    /// <summary>Marks the last row as belonging to <paramref name="version"/> only (x-transformers added or removed it).</summary>
-    public OptionTable<T> Only(XTransformersVersion version)
+    /// <summary>
+    /// Marks the last row as belonging to <paramref name="version"/> only (x-transformers added or removed it); with
+    /// <paramref name="renamedTo"/>, the other version has the same option under that key (both rows set one property).
+    /// </summary>
+    public OptionTable<T> Only(XTransformersVersion version, string? renamedTo = null)
     {
-        _rows[^1] = _rows[^1] with { Only = version };
+        _rows[^1] = _rows[^1] with { Only = version, RenamedTo = renamedTo };
         return this;
     }
 
@@ -85,17 +88,17 @@ public sealed class OptionTable<T> where T : class
     /// </summary>
     public OptionTable<T> Include<TPart>(OptionTable<TPart> part, Func<T, TPart> get, Func<T, TPart, T> set) where TPart : class
     {
-        foreach (var (key, read, write, only) in part.Rows)
+        foreach (var (key, read, write, only, renamedTo) in part.Rows)
         {
             Add(key, (c, e, path) => set(c, read(get(c), e, path)), c => write(get(c)));
-            if (only is { } v) Only(v);
+            if (only is { } v) Only(v, renamedTo);
         }
         foreach (var (alias, key) in part.Aliases) _aliases[alias] = key;
         return this;
     }
 
-    internal IEnumerable<(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write, XTransformersVersion? Only)> Rows =>
-        _rows.Select(r => (r.Key, r.Read, r.Write, r.Only));
+    internal IEnumerable<(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write, XTransformersVersion? Only, string? RenamedTo)> Rows =>
+        _rows.Select(r => (r.Key, r.Read, r.Write, r.Only, r.RenamedTo));
 
     internal IReadOnlyDictionary<string, string> Aliases => _aliases;
 
@@ -125,7 +128,8 @@ public sealed class OptionTable<T> where T : class
             var path = prefix + p.Name;
             var row = _rows.FirstOrDefault(r => r.Key == key)
                 ?? throw new ConfigException(path, $"unknown option{Suggest(p.Name, version)}");
-            if (version is { } v && row.Only is { } only && only != v) throw new ConfigException(path, NotInVersion(only, v));
+            if (version is { } v && row.Only is { } only && only != v)
+                throw new ConfigException(path, row.RenamedTo is { } renamed ? $"is called '{renamed}' in x-transformers {v.JsonName()}" : NotInVersion(only, v));
             if (!seen.Add(key)) throw new ConfigException(path, $"given twice (also as an alias of '{key}')");
             start = row.Read(start, p.Value, path);
         }
@@ -152,7 +156,7 @@ public sealed class OptionTable<T> where T : class
     public void CheckVersion(T value, T defaults, XTransformersVersion version, string prefix = "")
     {
         foreach (var row in _rows)
-            if (row.Only is { } only && only != version && !JsonNode.DeepEquals(row.Write(value), row.Write(defaults)))
+            if (row.Only is { } only && only != version && row.RenamedTo is null && !JsonNode.DeepEquals(row.Write(value), row.Write(defaults)))
                 throw new ConfigException(prefix + row.Key, NotInVersion(only, version));
     }
 

@@ -51,8 +51,8 @@ public sealed record TransformerWrapperConfig : ModelConfig
         .Double("emb_dropout", c => c.EmbDropout, (c, v) => c with { EmbDropout = v })
         .OptInt("num_memory_tokens", c => c.NumMemoryTokens, (c, v) => c with { NumMemoryTokens = v })
         .Bool("tie_embedding", c => c.TieEmbedding, (c, v) => c with { TieEmbedding = v })
-        .Bool("use_pos_emb", c => c.UsePosEmb, (c, v) => c with { UsePosEmb = v }).Only(XTransformersVersion.V0_20)
-        .Bool("use_abs_pos_emb", c => c.UsePosEmb, (c, v) => c with { UsePosEmb = v }).Only(XTransformersVersion.V1_40)
+        .Bool("use_pos_emb", c => c.UsePosEmb, (c, v) => c with { UsePosEmb = v }).Only(XTransformersVersion.V0_20, renamedTo: "use_abs_pos_emb")
+        .Bool("use_abs_pos_emb", c => c.UsePosEmb, (c, v) => c with { UsePosEmb = v }).Only(XTransformersVersion.V1_40, renamedTo: "use_pos_emb")
         .Bool("l2norm_embed", c => c.L2normEmbed, (c, v) => c with { L2normEmbed = v }).Only(XTransformersVersion.V1_40);
 
     public static TransformerWrapperConfig FromJson(JsonElement obj, XTransformersVersion version)
@@ -75,6 +75,8 @@ public sealed record TransformerWrapperConfig : ModelConfig
         if (NumTokens <= 0) throw new ConfigException(prefix + "num_tokens", "must be a positive integer");
         if (MaxSeqLen <= 0) throw new ConfigException(prefix + "max_seq_len", "must be a positive integer");
         if (EmbDim is <= 0) throw new ConfigException(prefix + "emb_dim", "must be a positive integer");
+        if (TieEmbedding && EmbDim is { } e && e != AttnLayers.Dim)
+            throw new ConfigException(prefix + "tie_embedding", $"needs emb_dim ({e}) equal to the layers' dim ({AttnLayers.Dim}): the logits reuse the embedding table");
         if (MaxMemLen < 0) throw new ConfigException(prefix + "max_mem_len", "must not be negative");
         if (ShiftMemDown < 0) throw new ConfigException(prefix + "shift_mem_down", "must not be negative");
         if (NumMemoryTokens is < 0) throw new ConfigException(prefix + "num_memory_tokens", "must not be negative");
