@@ -265,7 +265,7 @@ public sealed record AttentionLayersConfig
     /// The first layer of each block in the second half (block index ≥ depth / 2) takes the next skip from the end of
     /// [0, b, 2b, ...] (b = the default block's length, or 1 for other orders), so the last half mirrors the first.
     /// </summary>
-    public IReadOnlyDictionary<int, int> UnetSkipSources()
+    public IReadOnlyDictionary<int, int> UnetSkipSources(string prefix = "")
     {
         var result = new Dictionary<int, int>();
         if (!UnetSkips) return result;
@@ -278,8 +278,11 @@ public sealed record AttentionLayersConfig
             bool blockBegin = ind % blockLen == 0;
             if (blockBegin && ind / blockLen >= depth / 2.0)
             {
-                if (skips.Count == 0) throw new ConfigException("unet_skips", "the second half has more blocks than the first half has skips (x-transformers fails here too)");
-                result[ind] = skips.Pop();
+                if (skips.Count == 0) throw new ConfigException(prefix + "unet_skips", "the second half has more blocks than the first half has skips (x-transformers fails here too)");
+                int source = skips.Pop();
+                if (source >= ind)
+                    throw new ConfigException(prefix + "unet_skips", $"layer {ind} would join the input of layer {source}, which runs after it (x-transformers fails here too)");
+                result[ind] = source;
             }
         }
         return result;
@@ -349,7 +352,7 @@ public sealed record AttentionLayersConfig
         {
             int blockLen = HasDefaultOrder ? DefaultBlock().Length : 1;
             Check((WeightTieLayers ? 1 : Depth) / blockLen > 0, "unet_skips", "needs a depth of at least 2 (x-transformers' rule)");
-            UnetSkipSources();
+            UnetSkipSources(prefix);
         }
     }
 
