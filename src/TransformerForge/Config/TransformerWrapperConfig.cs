@@ -35,7 +35,7 @@ public sealed record TransformerWrapperConfig : ModelConfig
     public bool TieEmbedding { get; init; }
     /// <summary>Learned absolute positions (<c>use_pos_emb</c> in 0.20, <c>use_abs_pos_emb</c> in 1.40); layers with their own positions need none.</summary>
     public bool UsePosEmb { get; init; } = true;
-    /// <summary>l2-normalised token and position embeddings (1.40; Dehghani et al. 2023 via "Transformers without Tears"), initialised tiny.</summary>
+    /// <summary>l2-normalised token and position embeddings (1.40; FixNorm, Nguyen &amp; Chiang 2018), initialised tiny.</summary>
     public bool L2normEmbed { get; init; }
     /// <summary>No logits head: the model returns its embeddings (1.40's <c>return_only_embed</c>; set for XTransformer's encoder).</summary>
     public bool ReturnOnlyEmbed { get; init; }
