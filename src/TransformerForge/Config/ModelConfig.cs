@@ -23,11 +23,12 @@ public abstract record ModelConfig
         return o;
     }
 
+    const string Supported140 = "1.40 is supported for TransformerWrapper, ContinuousTransformerWrapper, XTransformer and bare layer stacks";
+
     void RequireV020(XTransformersVersion v)
     {
         if (v != XTransformersVersion.V0_20)
-            throw new ConfigException(XTransformersVersions.Key,
-                $"{Type} follows x-transformers 0.20 only (1.40 is supported for TransformerWrapper, XTransformer and bare layer stacks)");
+            throw new ConfigException(XTransformersVersions.Key, $"{Type} follows x-transformers 0.20 only ({Supported140})");
     }
 
     public static readonly string[] Types =
@@ -69,12 +70,12 @@ public abstract record ModelConfig
         if (obj.ValueKind != JsonValueKind.Object) throw new ConfigException("", "the model configuration must be a JSON object");
         var type = obj.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         var v = obj.TryGetProperty(XTransformersVersions.Key, out _) ? XTransformersVersions.Read(obj) : version ?? XTransformersVersion.V0_20;
-        if (v != XTransformersVersion.V0_20 && type is "ContinuousTransformerWrapper" or "ViTransformerWrapper" or "FeedbackTransformer")
-            throw new ConfigException(XTransformersVersions.Key, $"{type} follows x-transformers 0.20 only (1.40 is supported for TransformerWrapper, XTransformer and bare layer stacks)");
+        if (v != XTransformersVersion.V0_20 && type is "ViTransformerWrapper" or "FeedbackTransformer")
+            throw new ConfigException(XTransformersVersions.Key, $"{type} follows x-transformers 0.20 only ({Supported140})");
         return type switch
         {
             "TransformerWrapper" => TransformerWrapperConfig.FromJson(obj, v),
-            "ContinuousTransformerWrapper" => ContinuousTransformerWrapperConfig.FromJson(obj),
+            "ContinuousTransformerWrapper" => ContinuousTransformerWrapperConfig.FromJson(obj, v),
             "ViTransformerWrapper" => ViTransformerWrapperConfig.FromJson(obj),
             "XTransformer" => XTransformerConfig.FromJson(obj, v),
             "FeedbackTransformer" => FeedbackTransformerConfig.FromJson(obj),
