@@ -23,7 +23,7 @@ public abstract record ModelConfig
         return o;
     }
 
-    const string Supported140 = "1.40 is supported for TransformerWrapper, ContinuousTransformerWrapper, XTransformer and bare layer stacks";
+    const string Supported140 = "1.40 covers x-transformers' own models; the Feedback Transformer is labml's";
 
     void RequireV020(XTransformersVersion v)
     {
@@ -70,13 +70,13 @@ public abstract record ModelConfig
         if (obj.ValueKind != JsonValueKind.Object) throw new ConfigException("", "the model configuration must be a JSON object");
         var type = obj.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         var v = obj.TryGetProperty(XTransformersVersions.Key, out _) ? XTransformersVersions.Read(obj) : version ?? XTransformersVersion.V0_20;
-        if (v != XTransformersVersion.V0_20 && type is "ViTransformerWrapper" or "FeedbackTransformer")
+        if (v != XTransformersVersion.V0_20 && type is "FeedbackTransformer")
             throw new ConfigException(XTransformersVersions.Key, $"{type} follows x-transformers 0.20 only ({Supported140})");
         return type switch
         {
             "TransformerWrapper" => TransformerWrapperConfig.FromJson(obj, v),
             "ContinuousTransformerWrapper" => ContinuousTransformerWrapperConfig.FromJson(obj, v),
-            "ViTransformerWrapper" => ViTransformerWrapperConfig.FromJson(obj),
+            "ViTransformerWrapper" => ViTransformerWrapperConfig.FromJson(obj, v),
             "XTransformer" => XTransformerConfig.FromJson(obj, v),
             "FeedbackTransformer" => FeedbackTransformerConfig.FromJson(obj),
             "Encoder" or "Decoder" or "CrossAttender" or "AttentionLayers" => new AttentionLayersModelConfig(AttentionLayersConfig.FromJson(obj, "", v)),

@@ -132,14 +132,27 @@ public class XTransformersVersionTests
     }
 
     [Fact]
-    public void UnsupportedModelTypesRefuse140()
+    public void TheFeedbackTransformerRefuses140()
     {
+        // labml's model: no x-transformers version applies to it.
         var e = Assert.Throws<ConfigException>(() => ModelConfig.Parse("""
-            { "type": "ViTransformerWrapper", "x_transformers_version": "1.40", "image_size": 32, "patch_size": 8,
-              "attn_layers": { "type": "Encoder", "dim": 16, "depth": 1 } }
+            { "type": "FeedbackTransformer", "x_transformers_version": "1.40", "num_tokens": 11, "dim": 32, "depth": 2, "heads": 4, "d_ff": 64, "max_seq_len": 16 }
             """));
         Assert.Equal(XTransformersVersions.Key, e.Key);
         Assert.Contains("0.20 only", e.Message);
+    }
+
+    [Fact]
+    public void ViTUnder140HasNoClsTokenAndLosesTheHeadDropout()
+    {
+        var vit = ModelConfig.Parse("""
+            { "type": "ViTransformerWrapper", "x_transformers_version": "1.40", "image_size": 16, "patch_size": 4, "num_classes": 3,
+              "attn_layers": { "type": "Encoder", "dim": 16, "depth": 1 } }
+            """);
+        Assert.Equal(XTransformersVersion.V1_40, ((ViTransformerWrapperConfig)vit).AttnLayers.Version);
+        Assert.True(JsonNode.DeepEquals(vit.ToJson(), ModelConfig.Parse(vit.ToJsonString()).ToJson()));
+        var e = Assert.Throws<ConfigException>(() => ModelConfig.Parse(vit.ToJsonString().Replace("\"num_classes\"", "\"dropout\": 0.1, \"num_classes\"")));
+        Assert.Equal("dropout", e.Key);
     }
 
     [Fact]
