@@ -59,6 +59,13 @@ internal sealed class CliProcess : IDisposable
         _process.WaitForExit();
     }
 
+    /// <summary>SIGKILL to tforge alone (its children are left to notice by themselves).</summary>
+    public void KillParentOnly()
+    {
+        if (!_process.HasExited) _process.Kill(entireProcessTree: false);
+        _process.WaitForExit();
+    }
+
     /// <summary>Runs tforge to completion.</summary>
     public static (int Code, string Stdout, string Stderr) Run(TimeSpan timeout, params string[] args)
     {
