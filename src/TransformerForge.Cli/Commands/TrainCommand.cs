@@ -63,12 +63,14 @@ public static class TrainCommand
         var logEvery = new Option<int?>("--log-every") { Description = "Log a progress line every N steps (default 10)." };
         var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "Checkpoint every N steps (default 500; always at the end)." };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for torch (default: 1 for tasks, whose tiny models lose more to thread sync than they gain; else torch's default)." };
+        var precision = new Option<string?>("--precision") { Description = $"{string.Join(", ", Precision.Names)}: bf16/fp16 train in mixed precision over float32 master weights (default fp32; may change on --resume)." };
         var target = new Option<double?>("--target-exact-match") { Description = $"Tasks: stop once held-out exact match reaches this fraction (default {Demo.TargetExactMatch}; 0 = off)." };
 
         var cmd = new Command("train", "Train a model on a text corpus or a synthetic task (no arguments: the built-in reverse-task demo).")
         {
             config, preset, data, task, taskLength, taskSymbols, tokenizer, dim, depth, heads, seqLen, steps, batch, gradAccum, lr, warmup,
             weightDecay, gradClip, device, seed, outDir, resume, evalEvery, evalBatches, sampleEvery, logEvery, checkpointEvery, target, threads,
+            precision,
         };
         cmd.SetAction(r =>
         {
@@ -77,7 +79,8 @@ public static class TrainCommand
                 r.GetValue(tokenizer), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads), r.GetValue(seqLen), r.GetValue(steps),
                 r.GetValue(batch), r.GetValue(gradAccum), r.GetValue(lr), r.GetValue(warmup), r.GetValue(weightDecay), r.GetValue(gradClip),
                 r.GetValue(device), r.GetValue(seed), r.GetValue(outDir), r.GetValue(resume), r.GetValue(evalEvery), r.GetValue(evalBatches),
-                r.GetValue(sampleEvery), r.GetValue(logEvery), r.GetValue(checkpointEvery), r.GetValue(target), r.GetValue(threads));
+                r.GetValue(sampleEvery), r.GetValue(logEvery), r.GetValue(checkpointEvery), r.GetValue(target), r.GetValue(threads),
+                r.GetValue(precision));
             return Run(s);
         });
         return cmd;
@@ -87,7 +90,7 @@ public static class TrainCommand
     sealed record TrainRequest(string? Config, string? Preset, string? Data, string? Task, int? TaskLength, int? TaskSymbols,
         string? Tokenizer, int? Dim, int? Depth, int? Heads, int? SeqLen, int? Steps, int? Batch, int? GradAccum, double? Lr,
         int? Warmup, double? WeightDecay, double? GradClip, string? Device, int? Seed, string? Out, bool Resume, int? EvalEvery,
-        int? EvalBatches, int? SampleEvery, int? LogEvery, int? CheckpointEvery, double? TargetExactMatch, int? Threads);
+        int? EvalBatches, int? SampleEvery, int? LogEvery, int? CheckpointEvery, double? TargetExactMatch, int? Threads, string? Precision);
 
     static int Run(TrainRequest q)
     {
@@ -96,7 +99,7 @@ public static class TrainCommand
         if (q.Threads is { } n)
         {
             if (n < 1) throw new ArgumentException($"--threads must be a positive integer, got {n}");
-            torch.set_num_threads(n);
+            ThreadPolicy.Fix(n);
         }
         return q.Resume ? RunResume(q) : RunNew(q);
     }
@@ -104,7 +107,7 @@ public static class TrainCommand
     /// <summary>Tasks train tiny models: one thread avoids OpenMP synchronisation that costs more than it saves (6x on 2 busy cores).</summary>
     static void DefaultThreads(TrainRequest q, bool task)
     {
-        if (q.Threads is null && task) torch.set_num_threads(1);
+        if (q.Threads is null && task) ThreadPolicy.Fix(1);
     }
 
     static int RunNew(TrainRequest q)
@@ -151,6 +154,7 @@ public static class TrainCommand
             WeightDecay = q.WeightDecay ?? new TrainOptions().WeightDecay,
             GradClip = q.GradClip ?? new TrainOptions().GradClip,
             Device = q.Device ?? "cpu",
+            Precision = q.Precision ?? Precision.Fp32,
             Seed = q.Seed ?? new TrainOptions().Seed,
             OutDir = outDir,
             EvalEvery = q.EvalEvery ?? (text ? TextDefaults.EvalEvery : Demo.EvalEvery),
@@ -187,6 +191,7 @@ public static class TrainCommand
         {
             Steps = q.Steps ?? o.Steps,
             Device = q.Device ?? o.Device,
+            Precision = q.Precision ?? o.Precision,
             OutDir = q.Out,
             EvalEvery = q.EvalEvery ?? o.EvalEvery,
             EvalBatches = q.EvalBatches ?? o.EvalBatches,

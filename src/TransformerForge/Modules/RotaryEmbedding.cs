@@ -55,11 +55,14 @@ public sealed class RotaryEmbedding : ForgeModule
     /// <summary>Rotates <paramref name="t"/> [b, h, n, l] by angles <paramref name="freqs"/> [1, 1, n, l] (already aligned to t's positions).</summary>
     public static Tensor Apply(Tensor t, Tensor freqs, bool interleaved = false, Tensor? xposScale = null)
     {
-        freqs = freqs.to_type(t.dtype);
+        // Low-precision activations (mixed precision) take cos and sin computed in the angles' float32: bfloat16
+        // cannot hold angles in the thousands. Otherwise the angles take the activations' precision first.
+        if (!LowPrecision.IsLow(t.dtype)) freqs = freqs.to_type(t.dtype);
+        var (cos, sin) = (freqs.cos().to_type(t.dtype), freqs.sin().to_type(t.dtype));
         var rotated = interleaved ? RotatePairs(t) : RotateHalf(t);
-        if (xposScale is null) return t * freqs.cos() + rotated * freqs.sin();
+        if (xposScale is null) return t * cos + rotated * sin;
         var s = xposScale.to_type(t.dtype);
-        return t * freqs.cos() * s + rotated * freqs.sin() * s;
+        return t * cos * s + rotated * sin * s;
     }
 
     static Tensor RotateHalf(Tensor x)

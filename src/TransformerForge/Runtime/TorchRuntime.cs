@@ -85,7 +85,7 @@ public static class TorchRuntime
             if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
                 throw new TorchRuntimeException("TransformerForge's runtime loader supports linux-x64 only.");
 
-            PreferSleepingThreads();
+            ChooseWaitPolicy();
             if (backend == Backend.Cuda) LoadCuda(); else LoadCpu();
             _loaded = backend;
             // Let TorchSharp record the backend as loaded; its own probing resolves to what we loaded.
@@ -94,16 +94,22 @@ public static class TorchRuntime
     }
 
     /// <summary>
-    /// libtorch's OpenMP threads spin while they wait at a barrier. When another process wants the same cores (a test
-    /// run beside an editor, two jobs on a laptop) the spinning threads starve the working ones and small operations
-    /// get tens of times slower. Unless the user chose a policy, ask OpenMP to let waiting threads sleep; it reads the
-    /// setting once, when libtorch's libgomp is loaded, so this must run before that (and in the native environment,
-    /// which .NET's Environment.SetEnvironmentVariable does not change on Linux).
+    /// How libtorch's OpenMP threads wait at a barrier, unless the user chose (<c>OMP_WAIT_POLICY</c> or
+    /// <c>GOMP_SPINCOUNT</c>). libgomp's own default spins for 300,000 rounds (~3 ms): beside other busy processes the
+    /// spinning threads starve the working ones (measured: cached generation 10x slower than with a 10,000-round spin,
+    /// and that in turn 2.1x slower than sleeping at once, at load 25-40). So threads sleep at once
+    /// (<c>OMP_WAIT_POLICY=PASSIVE</c>), and <see cref="ThreadPolicy"/> uses fewer threads while other processes keep
+    /// the cores busy. On an idle machine a short spin (<c>GOMP_SPINCOUNT=10000</c>) saves the wake-up per operation;
+    /// it could not be measured idle here (docs/benchmarks.md), so it is the user's choice. libgomp reads the setting
+    /// once, when libtorch loads it, so this runs before that (and in the native environment, which .NET's
+    /// Environment.SetEnvironmentVariable does not change on Linux).
     /// </summary>
-    static void PreferSleepingThreads()
+    public const string DefaultWaitPolicy = "PASSIVE";
+
+    static void ChooseWaitPolicy()
     {
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null && Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is null)
-            setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+            setenv("OMP_WAIT_POLICY", DefaultWaitPolicy, 0);
     }
 
     [DllImport("libc", CharSet = CharSet.Ansi)]

@@ -45,6 +45,15 @@ public sealed record TrainOptions
     public string Device { get; init; } = "cpu";
     /// <summary>Run directory: metrics.jsonl and the checkpoint/ folder. Null keeps nothing on disk.</summary>
     public string? OutDir { get; init; }
+    /// <summary>
+    /// fp32, or mixed precision: bf16 or fp16 matmuls and attention over float32 master weights and optimizer state
+    /// (fp16 with dynamic loss scaling). See <see cref="MixedPrecision"/>.
+    /// </summary>
+    public string Precision { get; init; } = Training.Precision.Fp32;
+    /// <summary>fp16: the loss scale to start from (halved on every overflow, doubled after 2000 clean steps).</summary>
+    public double InitialLossScale { get; init; } = LossScaler.DefaultInitialScale;
+    /// <summary>AdamW over flat parameter, gradient and moment buffers (see <see cref="AdamW"/>); false: one set of operations per tensor.</summary>
+    public bool FlatOptimizer { get; init; } = true;
 
     /// <summary>Sequences per optimizer step.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -76,5 +85,8 @@ public sealed record TrainOptions
         Check(CheckpointEvery >= 0, "checkpoint_every", $"must not be negative, got {CheckpointEvery}");
         Check(TargetExactMatch is null or (> 0 and <= 1), "target_exact_match", $"must be in (0, 1], got {TargetExactMatch}");
         Check(!string.IsNullOrWhiteSpace(Device), "device", "must be cpu, cuda or cuda:N");
+        Check(Training.Precision.Names.Contains(Precision), "precision", $"must be one of {string.Join(", ", Training.Precision.Names)}, got '{Precision}'");
+        Check(InitialLossScale > 0 && double.IsFinite(InitialLossScale), "initial_loss_scale", $"must be a positive number, got {InitialLossScale}");
+        Check(FlatOptimizer || Precision == Training.Precision.Fp32, "precision", $"{Precision} needs the flat optimizer (flat_optimizer: true)");
     }
 }

@@ -23,6 +23,9 @@ public sealed record TrainerState
     public double ElapsedSeconds { get; init; }
     public long TokensSeen { get; init; }
     public EvaluationMetrics? LastEvaluation { get; init; }
+    /// <summary>fp16 runs: the dynamic loss scale and the clean steps since it last changed.</summary>
+    public double? LossScale { get; init; }
+    public int LossScaleGoodSteps { get; init; }
 
     static readonly JsonSerializerOptions Json = new()
     {

@@ -43,6 +43,24 @@ public class TrainerTests
     }
 
     [Fact]
+    public void NonFiniteLossIsReadOnTheNextLogStepAndNamesTheStepItHappened()
+    {
+        using var data = TrainingFixtures.CopyTask();
+        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions() with { LogEvery = 5 });
+        var seen = new RecordingObserver();
+        trainer.Run(seen, stopAfter: 2);
+        Assert.Equal(new[] { 1, 2 }, seen.Steps.Select(s => s.Step));
+        Assert.All(seen.Steps, s => Assert.True(double.IsFinite(s.Loss) && double.IsFinite(s.GradNorm)));
+        using (no_grad()) trainer.Model.named_parameters().First(p => p.name == "to_logits.weight").parameter.fill_(double.NaN);
+        var after = new RecordingObserver();
+        var e = Assert.Throws<NonFiniteLossException>(() => trainer.Run(after));
+        // Steps 3-5 ran without waiting for the device; step 5 read their losses and found step 3's.
+        Assert.Equal(3, e.Step);
+        Assert.Equal(5, trainer.Step);
+        Assert.Empty(after.Steps);
+    }
+
+    [Fact]
     public void MemoryStaysFlatAcrossSteps()
     {
         using var data = TrainingFixtures.CopyTask();
@@ -125,13 +143,15 @@ public class TrainerTests
 [Collection(SerialCollection.Name)]
 public class TrainerResumeTests
 {
-    [Fact]
-    public void ResumeContinuesExactlyAsAnUninterruptedRun()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ResumeContinuesExactlyAsAnUninterruptedRun(bool flatOptimizer)
     {
         // Dropout and gradient accumulation make the test see the torch RNG and the batch RNG being restored.
         var config = TrainingFixtures.TinyDecoder(dropout: 0.1);
         using var tmp = new TempDir();
-        var options = TrainingFixtures.TinyOptions() with { GradAccumulation = 2, EvalEvery = 4 };
+        var options = TrainingFixtures.TinyOptions() with { GradAccumulation = 2, EvalEvery = 4, FlatOptimizer = flatOptimizer };
         using var data = TrainingFixtures.CopyTask();
 
         var whole = new RecordingObserver();
