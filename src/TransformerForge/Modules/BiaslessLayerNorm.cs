@@ -23,6 +23,12 @@ public sealed class BiaslessLayerNorm : ForgeModule<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        // Mixed precision: the statistics in float32, the result in the activations' dtype (as RMSNorm does).
+        if (LowPrecision.IsLow(x.dtype))
+        {
+            using var scope = NewDisposeScope();
+            return forward(x.to_type(ScalarType.Float32)).to_type(x.dtype).MoveToOuterDisposeScope();
+        }
         var gamma = get_parameter("gamma")!;
         return nn.functional.layer_norm(x, _shape, eps: 1e-5) * (_offset == 0 ? gamma : gamma + _offset);
     }

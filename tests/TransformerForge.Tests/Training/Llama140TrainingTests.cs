@@ -68,3 +68,37 @@ public class Llama140TrainingTests
         Assert.StartsWith("to be", cached.Stdout);
     }
 }
+
+/// <summary>A 1.40 decoder trains in bfloat16 as in float32 (runs compared step by step: serial, like MixedPrecisionTests).</summary>
+[Collection(SerialCollection.Name)]
+public class Llama140MixedPrecisionTests
+{
+    // Bias-less LayerNorm (1.40's default norm), grouped-query attention, rotary, SwiGLU, ResiDual, value residuals.
+    const string Decoder = """
+        { "type": "TransformerWrapper", "x_transformers_version": "1.40", "num_tokens": 11, "max_seq_len": 16,
+          "attn_layers": { "type": "Decoder", "dim": 64, "depth": 2, "heads": 2, "attn_dim_head": 32, "attn_one_kv_head": true,
+                           "rotary_pos_emb": true, "ff_swish": true, "ff_glu": true, "ff_no_bias": true, "ff_mult": 2,
+                           "resi_dual": true, "add_value_residual": true } }
+        """;
+
+    static List<double> Losses(string precision)
+    {
+        using var data = TrainingFixtures.CopyTask();
+        var options = TrainingFixtures.TinyOptions() with { Steps = 20, Precision = precision, LearningRate = 1e-2 };
+        using var trainer = Trainer.Create(ModelConfig.Parse(Decoder), data, options);
+        var seen = new RecordingObserver();
+        trainer.Run(seen);
+        return seen.Steps.Select(s => s.Loss).ToList();
+    }
+
+    [Fact]
+    public void Bf16TrainingTracksFp32()
+    {
+        var fp32 = Losses(Precision.Fp32);
+        var bf16 = Losses(Precision.Bf16);
+        Assert.True(fp32[^1] < fp32[0] * 0.9, $"fp32 loss {fp32[0]} -> {fp32[^1]}");
+        for (int i = 0; i < fp32.Count; i++)
+            Assert.True(Math.Abs(bf16[i] - fp32[i]) <= 0.03 * fp32[i] + 0.02, $"step {i + 1}: bf16 loss {bf16[i]}, fp32 {fp32[i]}");
+        Assert.NotEqual(fp32, bf16);
+    }
+}
