@@ -15,6 +15,7 @@ public static class BenchCommand
         bench.Subcommands.Add(Train());
         bench.Subcommands.Add(Generate());
         bench.Subcommands.Add(Feedback());
+        bench.Subcommands.Add(Tokenize());
         return bench;
     }
 
@@ -181,6 +182,23 @@ public static class BenchCommand
             Console.WriteLine();
             foreach (var line in FeedbackBenchmark.Table(rows)) Console.WriteLine(line);
             Console.WriteLine($"load average after: {LoadAverage()}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command Tokenize()
+    {
+        var encoding = new Option<string>("--encoding") { Description = "cl100k or o200k.", DefaultValueFactory = _ => "cl100k" };
+        var chars = new Option<int>("--chars") { Description = "Characters of each text.", DefaultValueFactory = _ => 5_000_000 };
+        var before = new Option<int>("--before-chars") { Description = "Also time Microsoft.ML.Tokenizers alone on this many characters of the no-space text (slow: about 160 s per million), 0 = skip.", DefaultValueFactory = _ => 0 };
+        var corpus = new Option<string?>("--corpus") { Description = "Prose to repeat (e.g. tinyshakespeare.txt) [default: generated words]." };
+        var cmd = new Command("tokenize", "BPE on prose vs. text without spaces (linear after cutting long runs).") { encoding, chars, before, corpus };
+        cmd.SetAction(r =>
+        {
+            if (r.GetValue(chars) < 1 || r.GetValue(before) < 0) throw new ArgumentException("--chars must be positive and --before-chars not negative");
+            TokenizerBenchmark.Run(r.GetValue(encoding)!, r.GetValue(chars), r.GetValue(before), r.GetValue(corpus), log: Console.WriteLine);
+            Console.WriteLine($"load average: {LoadAverage()}");
             return 0;
         });
         return cmd;

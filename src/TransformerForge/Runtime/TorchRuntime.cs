@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Loader;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,7 +43,7 @@ public static class TorchRuntime
     /// <summary>Folder the libtorch libraries came from.</summary>
     public static string? LibTorchDir { get; private set; }
 
-    // A library module initializer is deliberate here: the resolver must be in place before TorchSharp's first P/Invoke.
+    // A library module initializer is deliberate here: the hooks must be in place before TorchSharp's first native call.
 #pragma warning disable CA2255
     [ModuleInitializer]
 #pragma warning restore CA2255
@@ -56,7 +57,20 @@ public static class TorchRuntime
         {
             // The application set its own resolver for TorchSharp; it then owns loading.
         }
+        // TorchSharp loads its shim itself (NativeLibrary.TryLoad by name, which no DllImport resolver sees) the first
+        // time any torch function runs. Where that fails (an old libstdc++), the runtime raises this event: load the
+        // CPU backend our way then. Lazy, so an application can still choose CUDA first with Initialize(Backend.Cuda).
+        AssemblyLoadContext.Default.ResolvingUnmanagedDll += (assembly, name) =>
+            name == "LibTorchSharp" && assembly == typeof(torch).Assembly ? Resolve(name, assembly, null) : IntPtr.Zero;
     }
+
+    /// <summary>
+    /// Makes sure this library's loader is attached to TorchSharp (its module initializer has run), so that an
+    /// application's first TorchSharp call — even <c>torch.manual_seed</c> before any TransformerForge type is used —
+    /// loads libtorch correctly. Costs nothing and loads nothing. Applications that reference the TransformerForge
+    /// package (or import <c>build/TransformerForge.targets</c>) get a call compiled in; others call it first thing.
+    /// </summary>
+    public static void Attach() { }
 
     static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path)
     {

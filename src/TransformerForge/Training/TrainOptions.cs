@@ -38,6 +38,8 @@ public sealed record TrainOptions
     public int LogEvery { get; init; } = 10;
     /// <summary>Write a checkpoint every this many steps (and at the end); 0 only at the end.</summary>
     public int CheckpointEvery { get; init; } = 500;
+    /// <summary>Also write one once this many seconds have passed since the last (0 = off): a long run keeps recent progress whatever its step rate.</summary>
+    public double CheckpointEverySeconds { get; init; } = 600;
     /// <summary>Stop once held-out exact match reaches this fraction (synthetic tasks only); null never stops early.</summary>
     public double? TargetExactMatch { get; init; }
     public int Seed { get; init; } = 1234;
@@ -83,6 +85,7 @@ public sealed record TrainOptions
         Check(SampleLength > 0, "sample_length", $"must be a positive integer, got {SampleLength}");
         Check(LogEvery > 0, "log_every", $"must be a positive integer, got {LogEvery}");
         Check(CheckpointEvery >= 0, "checkpoint_every", $"must not be negative, got {CheckpointEvery}");
+        Check(CheckpointEverySeconds >= 0 && double.IsFinite(CheckpointEverySeconds), "checkpoint_every_seconds", $"must not be negative, got {CheckpointEverySeconds}");
         Check(TargetExactMatch is null or (> 0 and <= 1), "target_exact_match", $"must be in (0, 1], got {TargetExactMatch}");
         Check(!string.IsNullOrWhiteSpace(Device), "device", "must be cpu, cuda or cuda:N");
         Check(Training.Precision.Names.Contains(Precision), "precision", $"must be one of {string.Join(", ", Training.Precision.Names)}, got '{Precision}'");

@@ -33,7 +33,8 @@ public sealed class Trainer : IDisposable
     public Trainer(LanguageModel model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling = null)
         : this(model, config, data, options, sampling, ownsModel: false) { }
 
-    Trainer(LanguageModel model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling, bool ownsModel)
+    Trainer(LanguageModel model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling, bool ownsModel,
+        LearningRateSchedule? schedule = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(config);
@@ -46,7 +47,7 @@ public sealed class Trainer : IDisposable
         _data = data;
         Options = options;
         Device = TorchRuntime.SelectDevice(options.Device);
-        Schedule = LearningRateSchedule.From(options);
+        Schedule = schedule ?? LearningRateSchedule.From(options);
         _optimizer = new AdamW(ParameterGroups.Split(model, options.WeightDecay), options.Beta1, options.Beta2, options.Epsilon,
             flat: options.FlatOptimizer);
         var dtype = Training.Precision.DType(options.Precision);
@@ -69,6 +70,7 @@ public sealed class Trainer : IDisposable
         options.Validate();
         CheckCausal(config);
         var device = TorchRuntime.SelectDevice(options.Device);
+        CheckMemory(config, data, options, device);
         torch.random.manual_seed(options.Seed);
         var model = ModelFactory.CreateLanguageModel(config);
         try
@@ -85,31 +87,37 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Continues the run saved at <paramref name="checkpoint"/> (a checkpoint or run directory): weights, optimizer
-    /// state, step and torch RNG. With the checkpoint's own options (see <see cref="TrainerState.Options"/>) the
-    /// remaining steps are those an uninterrupted run takes; <see cref="TrainOptions.Steps"/> may be raised to train longer.
+    /// state, step, learning-rate schedule and torch RNG. The checkpoint's parts are checked against each other, and
+    /// <paramref name="options"/> and <paramref name="data"/> against the checkpoint (see <see cref="ResumeRules"/>:
+    /// a change of seed, batch, optimizer, schedule or data is refused), before anything is restored; the remaining
+    /// steps are then exactly those an uninterrupted run takes. <see cref="TrainOptions.Steps"/> may change.
     /// </summary>
     public static Trainer Resume(string checkpoint, ITrainingData data, TrainOptions options, SamplingOptions? sampling = null)
     {
+        ArgumentNullException.ThrowIfNull(data);
         options.Validate();
         var dir = Checkpoint.Resolve(checkpoint);
-        var state = TrainerState.Load(dir);
-        if (state.Step > options.Steps)
-            throw new ArgumentException($"the checkpoint in '{dir}' is at step {state.Step}, past the {options.Steps} steps asked for; ask for more steps");
-        var (config, model) = ModelDirectory.LoadLanguageModel(dir);
+        using var saved = Checkpoint.Read(dir);
+        ResumeRules.Check(dir, saved.State, saved.Data, options, data.Spec);
+        var device = TorchRuntime.SelectDevice(options.Device);
+        var config = ModelConfig.Load(Path.Combine(dir, ModelDirectory.ConfigFile));
+        CheckCausal(config);
+        CheckMemory(config, data, options, device);
+
+        var (_, model) = ModelDirectory.LoadLanguageModel(dir);
         try
         {
-            CheckCausal(config);
-            model.to(TorchRuntime.SelectDevice(options.Device));
-            var trainer = new Trainer(model, config, data, options, sampling, ownsModel: true);
-            Checkpoint.LoadOptimizer(dir, trainer._optimizer);
+            model.to(device);
+            var trainer = new Trainer(model, config, data, options, sampling, ownsModel: true, saved.State.EffectiveSchedule);
+            trainer._optimizer.LoadState(saved.Optimizer, Path.Combine(dir, Checkpoint.OptimizerFile));
             trainer._mixed?.RefreshWeights();
-            if (trainer._scaler is not null && state.LossScale is { } scale)
-                trainer._scaler = new LossScaler(scale, state.LossScaleGoodSteps);
-            Checkpoint.RestoreRng(dir);
-            trainer.Step = state.Step;
-            trainer._elapsedBefore = state.ElapsedSeconds;
-            trainer._tokensSeen = state.TokensSeen;
-            trainer.LastEvaluation = state.LastEvaluation;
+            if (trainer._scaler is not null && saved.State.LossScale is { } scale)
+                trainer._scaler = new LossScaler(scale, saved.State.LossScaleGoodSteps);
+            TrainingRng.Restore(saved.Rng, device);
+            trainer.Step = saved.State.Step;
+            trainer._elapsedBefore = saved.State.ElapsedSeconds;
+            trainer._tokensSeen = saved.State.TokensSeen;
+            trainer.LastEvaluation = saved.State.LastEvaluation;
             return trainer;
         }
         catch
@@ -118,6 +126,11 @@ public sealed class Trainer : IDisposable
             throw;
         }
     }
+
+    /// <summary>Refuses a run whose estimated memory (parameters, gradients, AdamW state, one micro-batch's activations) exceeds the device's.</summary>
+    static void CheckMemory(ModelConfig config, ITrainingData data, TrainOptions options, Device device) =>
+        MemoryGuard.EnsureFits(ModelSize.ForTraining(config, options.BatchSize, data.InputLength), device,
+            $"training with batch {options.BatchSize} × {data.InputLength} tokens");
 
     static void CheckCausal(ModelConfig config)
     {
@@ -152,12 +165,15 @@ public sealed class Trainer : IDisposable
     {
         observer ??= new NullObserver();
         var o = Options;
+        // One process per run directory: a second run there would interleave checkpoints and metrics.
+        using var runLock = o.OutDir is null ? null : RunLock.Acquire(o.OutDir);
         using var metrics = o.OutDir is null ? null : MetricsLog.Open(o.OutDir, Step > 0 ? Step : null);
         observer.OnStart(new TrainingStart(Step, o.Steps, ParameterCount, _data.Description, Device.ToString(), o.OutDir));
 
         int until = Math.Min(stopAfter ?? o.Steps, o.Steps);
         int sessionStart = Step;
         var session = Stopwatch.StartNew();
+        var sinceCheckpoint = Stopwatch.StartNew();
         double computeSeconds = 0, logSeconds = 0;
         long logTokens = 0;
         var reason = StopReason.Completed;
@@ -205,8 +221,13 @@ public sealed class Trainer : IDisposable
             if (o.SampleEvery > 0 && o.SampleCount > 0 && (Step % o.SampleEvery == 0 || last || reason == StopReason.TargetReached))
                 observer.OnSamples(Step, Samples(o.SampleCount));
             if (reason == StopReason.TargetReached) break;
-            if (o.OutDir is not null && o.CheckpointEvery > 0 && Step % o.CheckpointEvery == 0 && Step < until)
+            bool stepDue = o.CheckpointEvery > 0 && Step % o.CheckpointEvery == 0;
+            bool timeDue = o.CheckpointEverySeconds > 0 && sinceCheckpoint.Elapsed.TotalSeconds >= o.CheckpointEverySeconds;
+            if (o.OutDir is not null && (stepDue || timeDue) && Step < until)
+            {
                 observer.OnCheckpoint(Step, SaveCheckpoint(session.Elapsed));
+                sinceCheckpoint.Restart();
+            }
         }
         Deliver(observer, metrics);
         if (reason == StopReason.Completed && Step < o.Steps) reason = StopReason.StopRequested;
@@ -302,6 +323,7 @@ public sealed class Trainer : IDisposable
         var o = Options;
         double lr = Schedule.At(Step);
         var random = BatchRandom(o.Seed, Step);
+        TrainingRng.BeginStep(Device, o.Seed, Step);
         var model = _mixed?.Model ?? _model;
         double scale = _scaler?.Scale ?? 1;
         _optimizer.ZeroGrad();
@@ -377,7 +399,7 @@ public sealed class Trainer : IDisposable
             LossScale = _scaler?.Scale,
             LossScaleGoodSteps = _scaler?.GoodSteps ?? 0,
         };
-        Checkpoint.Save(dir, Config, _model, _optimizer, state, _data);
+        Checkpoint.Save(dir, Config, _model, _optimizer, state, _data, Device);
         return Path.GetFullPath(dir);
     }
 

@@ -39,6 +39,7 @@ internal sealed class CliProcess : IDisposable
     public string Stdout { get { lock (_stdout) return _stdout.ToString(); } }
     public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
     public bool HasExited => _process.HasExited;
+    public int Id => _process.Id;
 
     /// <summary>Waits for the exit; returns the exit code.</summary>
     public int Wait(TimeSpan timeout)

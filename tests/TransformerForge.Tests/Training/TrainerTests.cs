@@ -3,6 +3,7 @@ using TransformerForge.Config;
 using TransformerForge.IO;
 using TransformerForge.Runtime;
 using TransformerForge.Tests.Data;
+using TransformerForge.Tests.Support;
 using TransformerForge.Training;
 using static TorchSharp.torch;
 
@@ -154,13 +155,23 @@ public class TrainerResumeTests
         var options = TrainingFixtures.TinyOptions() with { GradAccumulation = 2, EvalEvery = 4, FlatOptimizer = flatOptimizer };
         using var data = TrainingFixtures.CopyTask();
 
+        // Both runs start from the same weights, perturbed as the fixtures are, and the same torch seed.
+        Trainer Fresh(string outDir, out TransformerForge.Models.LanguageModel model)
+        {
+            torch.random.manual_seed(options.Seed);
+            model = Weights.Perturb(TransformerForge.Models.ModelFactory.CreateLanguageModel(config));
+            return new Trainer(model, config, data, options with { OutDir = outDir });
+        }
+
         var whole = new RecordingObserver();
-        using (var trainer = Trainer.Create(config, data, options with { OutDir = Path.Combine(tmp.Path, "whole") }))
+        using (var trainer = Fresh(Path.Combine(tmp.Path, "whole"), out var wholeModel))
+        using (wholeModel)
             trainer.Run(whole);
 
         var runDir = Path.Combine(tmp.Path, "split");
         var first = new RecordingObserver();
-        using (var trainer = Trainer.Create(config, data, options with { OutDir = runDir }))
+        using (var trainer = Fresh(runDir, out var firstModel))
+        using (firstModel)
         {
             var r = trainer.Run(first, stopAfter: 5);
             Assert.Equal(StopReason.StopRequested, r.Reason);
