@@ -3,6 +3,7 @@ using TransformerForge.Config;
 using TransformerForge.Generation;
 using TransformerForge.Models;
 using TransformerForge.Modules;
+using TransformerForge.Tests.Support;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Tests.Generation;
@@ -24,12 +25,15 @@ public class KvCache140Tests
         ["mqa"] = "\"attn_one_kv_head\": true",
         ["qk_norm_dim_scale_groups"] = "\"attn_qk_norm\": true, \"attn_qk_norm_dim_scale\": true, \"attn_qk_norm_groups\": 2",
         ["qk_norm_gqa_mem_kv"] = "\"attn_qk_norm\": true, \"attn_kv_heads\": 2, \"attn_num_mem_kv\": 3",
+        ["qk_norm_scale"] = "\"attn_qk_norm\": true, \"attn_qk_norm_scale\": 4.0",
+        ["unit_offset_rmsnorm"] = "\"use_rmsnorm\": true, \"norm_add_unit_offset\": true",
         ["swiglu_no_bias_simple_rmsnorm"] = "\"ff_swish\": true, \"ff_glu\": true, \"ff_no_bias\": true, \"use_simple_rmsnorm\": true",
         ["dynamic_pos_bias"] = "\"dynamic_pos_bias\": true",
         ["dynamic_pos_bias_log_norm"] = "\"dynamic_pos_bias\": true, \"dynamic_pos_bias_log_distance\": true, \"dynamic_pos_bias_norm\": true",
+        ["dynamic_pos_bias_mlp_depth"] = "\"dynamic_pos_bias\": true, \"dynamic_pos_bias_mlp_depth\": 3",
         ["resi_dual"] = "\"resi_dual\": true, \"resi_dual_scale\": 0.5",
         ["value_residual"] = "\"add_value_residual\": true, \"depth\": 3",
-        ["layerscale"] = "\"use_layerscale\": true",
+        ["layerscale"] = "\"use_layerscale\": true, \"layerscale_init_value\": 0.5",
         ["unet_skips"] = "\"unet_skips\": true, \"depth\": 4",
         ["weight_tie_layers"] = "\"weight_tie_layers\": true, \"depth\": 3",
         ["softclamp"] = "\"attn_softclamp_logits\": true, \"attn_logit_softclamp_value\": 3.0, \"softclamp_output\": true, \"softclamp_output_value\": 2.0",
@@ -42,6 +46,7 @@ public class KvCache140Tests
         ["residual_attn_post_norm"] = "\"residual_attn\": true, \"pre_norm\": false",
         ["sandwich_macaron_shift"] = "\"sandwich_norm\": true, \"macaron\": true, \"shift_tokens\": 1",
         ["l2norm_embed"] = "| \"l2norm_embed\": true",
+        ["memory_tokens_emb_dim"] = "\"attn_qk_norm\": true | \"num_memory_tokens\": 2, \"emb_dim\": 24",
         ["llama"] = "\"rotary_pos_emb\": true, \"attn_dim_head\": 32, \"attn_kv_heads\": 2, \"ff_swish\": true, \"ff_glu\": true, \"ff_no_bias\": true, \"use_rmsnorm\": true",
     };
 
@@ -59,7 +64,7 @@ public class KvCache140Tests
         manual_seed(0);
         var m = (TransformerWrapper)ModelFactory.CreateLanguageModel(ModelConfig.Parse(json));
         m.to(dtype);
-        Perturb(m, 1);
+        Weights.Perturb(m, 1);
         m.eval();
         return m;
     }
@@ -70,15 +75,6 @@ public class KvCache140Tests
         var byKey = new Dictionary<string, string>();
         foreach (var p in pairs) byKey[p[..p.IndexOf(':')]] = p;
         return string.Join(", ", byKey.Values);
-    }
-
-    /// <summary>N(0, 0.1) added to every parameter, as the parity fixtures are perturbed.</summary>
-    internal static void Perturb(nn.Module m, ulong seed)
-    {
-        using var _ = no_grad();
-        using var g = new Generator(seed);
-        foreach (var (_, p) in m.named_parameters().OrderBy(p => p.name, StringComparer.Ordinal))
-            p.add_((randn(p.shape, dtype: ScalarType.Float64, generator: g) * 0.1).to(p.dtype));
     }
 
     [Theory]
@@ -146,7 +142,7 @@ public class KvCache140Tests
             """);
         using var m = (TransformerWrapper)ModelFactory.Create(config);
         m.to(ScalarType.Float64);
-        Perturb(m, 2);
+        Weights.Perturb(m, 2);
         m.eval();
         using var _ = no_grad();
         var tokens = randint(0, 40, new long[] { 2, 9 });

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TransformerForge.Config;
 using TransformerForge.Modules;
+using TransformerForge.Tests.Support;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Tests.Modules;
@@ -20,9 +21,7 @@ public class Attention140Tests
         manual_seed(12);
         var attention = new Attention(Dim, Heads, causal, options with { DimHead = 8, Version = XTransformersVersion.V1_40 });
         attention.to(dtype).eval();
-        using var _ = no_grad();
-        foreach (var p in attention.parameters()) p.add_(randn_like(p) * 0.1);
-        return attention;
+        return Weights.Perturb(attention, 12);
     }
 
     static Tensor Padding(long batch, long n, int padded)
