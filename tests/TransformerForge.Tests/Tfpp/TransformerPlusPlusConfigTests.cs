@@ -129,6 +129,7 @@ public class TransformerPlusPlusConfigTests
         { "\"ff_inner_dim\": 32", "\"ff_inner_dimm\": 32", "layers[2].ff_inner_dimm|did you mean 'ff_inner_dim'" },
         { "\"heads\": 4,", "\"heads\": 5,", "layers[0].heads|must divide dim (32)" },
         { "\"dim\": 32,", "\"dim\": 32, \"block\": \"gpt3\",", "block|expected one of codegen, gpt2" },
+        { "\"dim\": 32,", "\"dim\": 32, \"x_transformers_version\": \"1.40\",", "x_transformers_version|Transformer++ is Archai's model" },
     };
 
     [Theory]
