@@ -29,8 +29,8 @@ public class FeedbackOptionTests
             { "type": "FeedbackTransformer", "num_tokens": 5, "dim": {{c.GetProperty("d_model")}}, "depth": {{c.GetProperty("n_layers")}},
               "heads": {{c.GetProperty("heads")}}, "d_ff": {{c.GetProperty("d_ff")}}, "shared_kv": {{(sharedKv ? "true" : "false")}}, "max_seq_len": 4097 }
             """, perturbSeed: null);
-        // The fixture holds float32 weights; this float64 model takes them widened (loading is exact-dtype).
         var weights = SafeTensorsTorch.Load(Path.Combine(dir, "weights.safetensors"));
+        // float32 weights into the float64 model: widened first (loading is dtype-exact).
         StateDict.Load(model.Transformer, weights.ToDictionary(w => FeedbackTransformer.FromLabmlName(w.Key), w => w.Value.to_type(ScalarType.Float64)), name);
         var io = SafeTensorsTorch.Load(Path.Combine(dir, "io.safetensors"));
         using var _ = no_grad();
