@@ -7,7 +7,8 @@
 # change its file (else the mutation is reported as NOT APPLIED). FILTER is a `dotnet test --filter` expression
 # ("" runs the whole suite). Prints one line: `NAME: RED <failed tests>` or `NAME: GREEN` (the mutant survived),
 # plus the log under ${MUTATE_LOGS:-/tmp/mutate}. The source is restored (git checkout) however the script ends.
-# Needs a clean library source tree; run it from the repository root.
+# Needs a clean library source tree; run it from the repository root. DRY=1 only checks that every expression still
+# applies (no build, no tests).
 set -uo pipefail
 name=$1 filter=$2; shift 2
 root=$(git rev-parse --show-toplevel); cd "$root"
@@ -25,9 +26,10 @@ while [ $# -ge 2 ]; do
   files+=("$f")
   before=$(md5sum < "$f")
   sed -E -i "$expr" "$f"
-  if [ "$before" = "$(md5sum < "$f")" ]; then echo "$name: NOT APPLIED ($1: $expr)"; exit 3; fi
+  if [ "$before" = "$(md5sum < "$f")" ]; then echo "$name: NOT APPLIED (${f#$src/}: $expr)"; exit 3; fi
 done
 git diff -- "${files[@]}" > "$log"
+if [ -n "${DRY:-}" ]; then echo "$name: APPLIES"; exit 0; fi
 
 if ! nice -n 10 dotnet build tests/TransformerForge.Tests -nologo -v q --no-restore >> "$log" 2>&1; then
   echo "$name: BUILD FAILED (see $log)"; exit 4

@@ -50,7 +50,7 @@ m rotary_emb_dim-ignored "$opt|$parity" \
 m custom_layers-reversed "$opt" \
   Config/AttentionLayersConfig.cs 's/return custom\.Select\(s => s\[0\]\)\.ToArray\(\);/return custom.Select(s => s[0]).Reverse().ToArray();/'
 m par_ratio-ignored "$opt" \
-  Config/AttentionLayersConfig.cs '/The layer order/,/^    }$/s/if \(ParRatio is \{ \} par\)/if (ParRatio is { } par \&\& par < 0)/'
+  Config/AttentionLayersConfig.cs '/public IReadOnlyList<char> LayerTypes\(\)/,/^    }$/s/if \(ParRatio is \{ \} par\)/if (ParRatio is { } par \&\& par < 0)/'
 m primer-value-conv-removed "$primer" \
   Modules/Attention.cs '/v = DConv\(_vConv!, v, cache, CacheHistory\.ValueConv\);/d'
 m rezero-gate-ignored "$parity|$cache|FullyQualifiedName~InitializationTests" \
@@ -74,9 +74,9 @@ m vit-emb_dropout-ignored "$drop" \
 m feedback-dropout-ignored "$drop|FullyQualifiedName~Feedback" \
   Modules/FeedbackLayer.cs 's/nn\.Dropout\(dropout\)/nn.Dropout(0.0)/'
 m sandwich_coef-ignored "$opt" \
-  Config/AttentionLayersConfig.cs '/The layer order/,/^    }$/s/if \(SandwichCoef is \{ \} k\)/if (SandwichCoef is { } k \&\& k < 0)/'
+  Config/AttentionLayersConfig.cs '/public IReadOnlyList<char> LayerTypes\(\)/,/^    }$/s/if \(SandwichCoef is \{ \} k\)/if (SandwichCoef is { } k \&\& k < 0)/'
 m macaron-order-ignored "$opt|$parity" \
-  Config/AttentionLayersConfig.cs 's/if \(Macaron\) block = /if (false) block = /'
+  Config/AttentionLayersConfig.cs 's/return Macaron \? new\[\] \{ .f. \}\.Concat\(block\)\.ToArray\(\) : block;/return block;/'
 m macaron-half-step-ignored "$opt|$parity" \
   Modules/AttentionLayers.cs 's/c\.Macaron \? new Scale\(0\.5, ff\) : ff/ff/'
 m primer-query-conv-removed "$primer" \
@@ -84,7 +84,7 @@ m primer-query-conv-removed "$primer" \
 m primer-key-conv-removed "$primer" \
   Modules/Attention.cs '/k = DConv\(_kConv!, k, cache, CacheHistory\.KeyConv\);/d'
 m attn_dconv_kernel_size-ignored "$primer" \
-  Modules/Attention.cs 's/new CausalDepthwiseConv1d\(channels, options\.DconvKernelSize\)/new CausalDepthwiseConv1d(channels, 3)/g'
+  Modules/Attention.cs 's/, options\.DconvKernelSize\)\);/, 3));/g'
 m attn_qkv_bias-ignored "$primer" \
   Modules/Attention.cs 's/hasBias: options\.QkvBias/hasBias: false/g'
 m alibi_num_heads-ignored "$opt|$parity" \
@@ -95,3 +95,12 @@ m sandwich_norm-ignored "$parity" \
   Modules/AttentionLayers.cs 's/c\.SandwichNorm \? NewNorm\(c\) : null/null/'
 m rel_pos_buckets-ignored "$opt|$parity" \
   Modules/AttentionLayers.cs 's/causal, c\.RelPosNumBuckets, c\.RelPosMaxDistance, c\.Heads/causal, 32, 128, c.Heads/'
+m zero_init_branch_output-ignored "FullyQualifiedName~InitializationTests|$opt" \
+  Modules/Attention.cs 's/if \(zeroInitOutput\) Init\.Zero\(proj\);/if (false) Init.Zero(proj);/' \
+  Modules/FeedForward.cs 's/if \(zeroInitOutput\) Init\.Zero\(_projectOut\);/if (false) Init.Zero(_projectOut);/'
+m alibi_learned-slopes-unused "$opt|$parity" \
+  Modules/AlibiPositionalBias.cs 's/get_parameter\("learned_logslopes"\) is \{ \} l \? l\.exp\(\) : get_buffer/get_buffer/'
+# Cached values stored at half their size: cache == recompute must see it in every scheme, ReZero's included (it
+# does only because the weights are perturbed: at ReZero's initial gate 0 no attention reaches the logits).
+m kv-cache-values-corrupted "$cache" \
+  Modules/LayerCache.cs 's/_values!\.narrow\(2, _length, n\)\.copy_\(values\);/_values!.narrow(2, _length, n).copy_(values * 0.5);/'
