@@ -104,3 +104,8 @@ m alibi_learned-slopes-unused "$opt|$parity" \
 # does only because the weights are perturbed: at ReZero's initial gate 0 no attention reaches the logits).
 m kv-cache-values-corrupted "$cache" \
   Modules/LayerCache.cs 's/_values!\.narrow\(2, _length, n\)\.copy_\(values\);/_values!.narrow(2, _length, n).copy_(values * 0.5);/'
+# Stryker's surviving mutants in ShiftTokens, killed by Options/ShiftTokensTests.
+m shift_tokens-mask-ignored "$opt" \
+  Modules/BranchWrappers.cs 's/var masked = mask is null \? x :/var masked = true ? x :/'
+m shift_tokens-future-guard-removed "$opt" \
+  Modules/BranchWrappers.cs 's/if \(_shifts\.Min\(\) < 0\) throw/if (_shifts.Max() < 0) throw/'
