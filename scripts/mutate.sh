@@ -28,8 +28,8 @@ while [ $# -ge 2 ]; do
   sed -E -i "$expr" "$f"
   if [ "$before" = "$(md5sum < "$f")" ]; then echo "$name: NOT APPLIED (${f#$src/}: $expr)"; exit 3; fi
 done
-git diff -- "${files[@]}" > "$log"
 if [ -n "${DRY:-}" ]; then echo "$name: APPLIES"; exit 0; fi
+git diff -- "${files[@]}" > "$log"
 
 if ! nice -n 10 dotnet build tests/TransformerForge.Tests -nologo -v q --no-restore >> "$log" 2>&1; then
   echo "$name: BUILD FAILED (see $log)"; exit 4
