@@ -12,7 +12,7 @@ public sealed class ContinuousTransformerWrapper : ForgeModule<Tensor, Tensor>
     public ContinuousTransformerWrapperConfig Config { get; }
     public AttentionLayers AttnLayers { get; }
     readonly AbsolutePositionalEmbedding? _posEmb;
-    readonly Dropout _embDropout;
+    readonly OptionalDropout _embDropout;
     readonly Linear? _projectIn, _projectOut;
     readonly LayerNorm _norm;
 
@@ -21,7 +21,7 @@ public sealed class ContinuousTransformerWrapper : ForgeModule<Tensor, Tensor>
         Config = c;
         int dim = c.AttnLayers.Dim;
         if (c.UsePosEmb && !c.AttnLayers.HasPosEmb) register_module("pos_emb", _posEmb = new AbsolutePositionalEmbedding(dim, c.MaxSeqLen));
-        register_module("emb_dropout", _embDropout = nn.Dropout(c.EmbDropout));
+        register_module("emb_dropout", _embDropout = new OptionalDropout(c.EmbDropout));
         if (c.DimIn is { } din) register_module("project_in", _projectIn = nn.Linear(din, dim));
         register_module("attn_layers", AttnLayers = new AttentionLayers(c.AttnLayers));
         register_module("norm", _norm = nn.LayerNorm(dim));

@@ -23,7 +23,7 @@ public sealed class TransformerWrapper : LanguageModel
 
     readonly Embedding _tokenEmb;
     readonly AbsolutePositionalEmbedding? _posEmb;
-    readonly Dropout _embDropout;
+    readonly OptionalDropout _embDropout;
     readonly Linear? _projectEmb;
     readonly LayerNorm _norm;
     readonly Linear? _toLogits;
@@ -42,7 +42,7 @@ public sealed class TransformerWrapper : LanguageModel
         register_module("token_emb", _tokenEmb);
         if (c.UsePosEmb && !c.AttnLayers.HasPosEmb)
             register_module("pos_emb", _posEmb = new AbsolutePositionalEmbedding(embDim, c.MaxSeqLen));
-        register_module("emb_dropout", _embDropout = nn.Dropout(c.EmbDropout));
+        register_module("emb_dropout", _embDropout = new OptionalDropout(c.EmbDropout));
         if (embDim != dim) register_module("project_emb", _projectEmb = nn.Linear(embDim, dim));
         register_module("attn_layers", AttnLayers = new AttentionLayers(c.AttnLayers));
         register_module("norm", _norm = nn.LayerNorm(dim));

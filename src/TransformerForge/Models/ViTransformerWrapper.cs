@@ -15,7 +15,7 @@ public sealed class ViTransformerWrapper : ForgeModule<Tensor, Tensor>
     public ViTransformerWrapperConfig Config { get; }
     public AttentionLayers AttnLayers { get; }
     readonly Linear _patchToEmbedding;
-    readonly Dropout _dropout;
+    readonly OptionalDropout _dropout;
     readonly LayerNorm _norm;
     readonly FeedForward? _mlpHead;
 
@@ -29,7 +29,7 @@ public sealed class ViTransformerWrapper : ForgeModule<Tensor, Tensor>
         register_parameter("pos_embedding", new Parameter(randn(1, numPatches + 1, dim)));
         register_module("patch_to_embedding", _patchToEmbedding = nn.Linear(patchDim, dim));
         register_parameter("cls_token", new Parameter(randn(1, 1, dim)));
-        register_module("dropout", _dropout = nn.Dropout(c.EmbDropout));
+        register_module("dropout", _dropout = new OptionalDropout(c.EmbDropout));
         register_module("attn_layers", AttnLayers = new AttentionLayers(c.AttnLayers));
         register_module("norm", _norm = nn.LayerNorm(dim));
         if (c.NumClasses is { } classes)

@@ -28,7 +28,7 @@ public sealed class Attention : Block
     readonly Linear _toQ, _toK, _toV;
     readonly Linear? _toVGate;
     readonly nn.Module<Tensor, Tensor> _toOut;
-    readonly Dropout _dropout;
+    readonly OptionalDropout _dropout;
     readonly CausalDepthwiseConv1d? _qConv, _kConv, _vConv;
 
     /// <param name="dim">Model width (input and output).</param>
@@ -54,7 +54,7 @@ public sealed class Attention : Block
         _toQ = Module("to_q", nn.Linear(dim, qkDim, hasBias: options.QkvBias));
         _toK = Module("to_k", nn.Linear(dim, qkDim, hasBias: options.QkvBias));
         _toV = Module("to_v", nn.Linear(dim, vDim, hasBias: options.QkvBias));
-        _dropout = Module("dropout", nn.Dropout(options.Dropout));
+        _dropout = Module("dropout", new OptionalDropout(options.Dropout));
         if (options.Dconv)
         {
             // Shared by heads: dim_head kernels, each applied to its channel in every head (labml); else one per channel.

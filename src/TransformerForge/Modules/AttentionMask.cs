@@ -39,7 +39,8 @@ internal sealed record AttentionMask(Tensor? Masked, bool Causal, long Queries, 
             var distance = arange(keys - queries, keys, device: device).reshape(1, 1, queries, 1) - arange(keys, device: device).reshape(1, 1, 1, keys);
             masked = Or(masked, distance.gt(past));
         }
-        return new AttentionMask(masked, causal, queries, keys);
+        // One query is the newest position: causality hides nothing from it (each decoding step after the prompt).
+        return new AttentionMask(masked, causal && queries > 1, queries, keys);
     }
 
     /// <summary>Nothing but a square causal mask: the fused kernel's <c>is_causal</c> flag says it all.</summary>

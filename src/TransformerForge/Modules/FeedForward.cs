@@ -37,7 +37,9 @@ public sealed class GLU : ForgeModule<Tensor, Tensor>
 /// </summary>
 public sealed class FeedForward : Block
 {
-    readonly nn.Module<Tensor, Tensor> _projectIn, _postActNorm, _dropout;
+    readonly nn.Module<Tensor, Tensor> _projectIn;
+    readonly LayerNorm? _postActNorm;
+    readonly OptionalDropout _dropout;
     readonly Linear _projectOut;
 
     /// <param name="dim">Input width (and output width unless <paramref name="dimOut"/> is given).</param>
@@ -49,15 +51,20 @@ public sealed class FeedForward : Block
         int inner = (int)(dim * options.Mult);
         nn.Module<Tensor, Tensor> act = options.ReluSquared ? new ReluSquared() : nn.GELU();
         _projectIn = options.Glu ? new GLU(dim, inner, act) : nn.Sequential(nn.Linear(dim, inner), act);
-        _postActNorm = options.PostActLn ? nn.LayerNorm(inner) : nn.Identity();
-        _dropout = nn.Dropout(options.Dropout);
+        _postActNorm = options.PostActLn ? nn.LayerNorm(inner) : null;
+        _dropout = new OptionalDropout(options.Dropout);
         _projectOut = nn.Linear(inner, dimOut ?? dim);
         if (zeroInitOutput) Init.Zero(_projectOut);
-        register_module("net", nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut));
+        // x-transformers' indices: net.1 is the norm or an Identity (skipped in the forward, not called).
+        register_module("net", nn.ModuleList(_projectIn, _postActNorm ?? (nn.Module<Tensor, Tensor>)nn.Identity(), _dropout, _projectOut));
     }
 
-    public Tensor Forward(Tensor x) =>
-        _projectOut.forward(_dropout.forward(_postActNorm.forward(_projectIn.forward(x))));
+    public Tensor Forward(Tensor x)
+    {
+        var h = _projectIn.forward(x);
+        if (_postActNorm is not null) h = _postActNorm.forward(h);
+        return _projectOut.forward(_dropout.forward(h));
+    }
 
     public override BlockOutput Forward(Tensor x, BlockInputs inputs) => new(Forward(x));
 }
