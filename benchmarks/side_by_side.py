@@ -211,6 +211,9 @@ def main():
         ratios = [float(o[key]) / float(t[key]) for o, t in zip(results[ours], results[name])]
         print(f"{ours} / {name}: per round {', '.join(f'{x:.3f}' for x in ratios)}; median {statistics.median(ratios):.3f}"
               + ("  (time ratio: below 1 means tforge is faster)" if a.workload == "train" else "  (speed ratio: above 1 means tforge is faster)"))
+        if a.workload == "generate" and all("cpu_ms_per_token" in f for f in results[ours] + results[name]):
+            cpu = statistics.median(float(t["cpu_ms_per_token"]) / float(o["cpu_ms_per_token"]) for o, t in zip(results[ours], results[name]))
+            print(f"{'':{len(ours)}}   CPU time per token, theirs / ours, median {cpu:.3f} (above 1: tforge does less work per token)")
         if a.workload == "train":
             mem = [float(o["peak_rss_mib"]) / float(t["peak_rss_mib"]) for o, t in zip(results[ours], results[name])]
             print(f"{'':{len(ours)}}   peak RSS ratio median {statistics.median(mem):.3f}")

@@ -169,20 +169,22 @@ def generate(a, device):
     a.tokens = min(8, warm)
     generate_once(a, model, prompt)
     a.tokens = warm
-    times = []
+    times, cpu_times = [], []
     for _ in range(a.repeats):
         sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = generate_once(a, model, prompt)
         sync(device)
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
         assert out.shape[-1] == a.tokens, out.shape
     s = statistics.median(times)
     name = "recompute" if a.stack == "xt020" else "kv-cache"
     print(f"{label(a)}: {name} {a.tokens / s:.1f} tokens/s (median of {a.repeats}: {', '.join(f'{t:.2f}' for t in times)} s), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"RESULT stack={a.stack} workload=generate-{name} model={label(a)} device={device} batch=1 tokens={a.tokens} "
-          f"threads={torch.get_num_threads()} repeats={a.repeats} tokens_per_s={a.tokens / s:.1f} ms_per_token={s * 1e3 / a.tokens:.3f}")
+          f"threads={torch.get_num_threads()} repeats={a.repeats} tokens_per_s={a.tokens / s:.1f} ms_per_token={s * 1e3 / a.tokens:.3f} "
+          f"cpu_ms_per_token={statistics.median(cpu_times) * 1e3 / a.tokens:.3f}")
 
 
 def label(a):

@@ -132,11 +132,11 @@ public sealed class Attention : Block
 
         // 5. Scores and weighted values: libtorch's fused kernel, or step by step where an option needs the scores.
         if (UsesFusedKernel(inputs, j))
-            return new BlockOutput(Combine(FusedAttention(q, k, v, mask, bias), x).MoveToOuterDisposeScope());
+            return new BlockOutput(Combine(FusedAttention(q, k, v, mask, bias), x, inputs.Cache).MoveToOuterDisposeScope());
         var (outHeads, preSoftmax, postSoftmax) = ExplicitAttention(q, k, v, mask, bias, inputs.PrevAttn);
 
         // 6. Combine the heads into the output.
-        var output = Combine(outHeads, x).MoveToOuterDisposeScope();
+        var output = Combine(outHeads, x, inputs.Cache).MoveToOuterDisposeScope();
         return inputs.NeedAttention
             ? new BlockOutput(output, preSoftmax.MoveToOuterDisposeScope(), postSoftmax.MoveToOuterDisposeScope())
             : new BlockOutput(output);
@@ -175,20 +175,15 @@ public sealed class Attention : Block
     /// q, k and v of one input by a single matmul against [W_q; W_k; W_v] (one kernel instead of three, and a larger,
     /// more efficient one), split along the features. The parameters stay x-transformers' to_q / to_k / to_v; the
     /// stacked weight is built per call while training (autograd splits its gradient back), and once per decoding run
-    /// (kept in the layer's cache) when generating, since the weights do not change then.
+    /// (kept in the layer's cache, see <see cref="LayerCache.Linear(LayerCache?, string, Tensor, Func{Tensor}, Func{Tensor?})"/>)
+    /// when generating, since the weights do not change then.
     /// </summary>
     (Tensor Q, Tensor K, Tensor V) ProjectFused(Tensor x, LayerCache? cache)
     {
         long qk = _toQ.weight!.shape[0], vd = _toV.weight!.shape[0];
-        Tensor Stack()
-        {
-            var w = cat(new[] { _toQ.weight!, _toK.weight!, _toV.weight! }, 0);
-            return _toQ.bias is null ? w : cat(new[] { w, cat(new[] { _toQ.bias, _toK.bias!, _toV.bias! }, 0).unsqueeze(1) }, 1);
-        }
-        var stacked = cache is not null && !is_grad_enabled() ? cache.Derived("fused_qkv", Stack) : Stack();
-        var qkv = _toQ.bias is null
-            ? nn.functional.linear(x, stacked)
-            : nn.functional.linear(x, stacked.narrow(1, 0, x.shape[^1]), stacked.select(1, x.shape[^1]));
+        var qkv = LayerCache.Linear(cache, "fused_qkv", x,
+            () => cat(new[] { _toQ.weight!, _toK.weight!, _toV.weight! }, 0),
+            () => _toQ.bias is null ? null : cat(new[] { _toQ.bias, _toK.bias!, _toV.bias! }, 0));
         return (qkv.narrow(-1, 0, qk), qkv.narrow(-1, qk, qk), qkv.narrow(-1, 2 * qk, vd));
     }
 
@@ -275,13 +270,13 @@ public sealed class Attention : Block
     }
 
     /// <summary>Head scaling, merge heads, value gates, output projection.</summary>
-    Tensor Combine(Tensor outHeads, Tensor x)
+    Tensor Combine(Tensor outHeads, Tensor x, LayerCache? cache)
     {
         if (HeadScale is not null) outHeads = outHeads * HeadScale;
         var (b, h, n, d) = (outHeads.shape[0], outHeads.shape[1], outHeads.shape[2], outHeads.shape[3]);
         var merged = outHeads.transpose(1, 2).reshape(b, n, h * d);
         if (_toVGate is not null) merged = merged * _toVGate.forward(x).sigmoid();
-        return _toOut.forward(merged);
+        return _toOut is Linear proj ? LayerCache.Linear(cache, "to_out", merged, proj) : _toOut.forward(merged);
     }
 
     /// <summary>Queries per head; collaborative heads mix one shared query projection per head.</summary>

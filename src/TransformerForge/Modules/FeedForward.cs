@@ -38,6 +38,8 @@ public sealed class GLU : ForgeModule<Tensor, Tensor>
 public sealed class FeedForward : Block
 {
     readonly nn.Module<Tensor, Tensor> _projectIn;
+    readonly Linear? _inLinear;
+    readonly nn.Module<Tensor, Tensor>? _activation;
     readonly LayerNorm? _postActNorm;
     readonly OptionalDropout _dropout;
     readonly Linear _projectOut;
@@ -50,7 +52,8 @@ public sealed class FeedForward : Block
         options.Validate();
         int inner = (int)(dim * options.Mult);
         nn.Module<Tensor, Tensor> act = options.ReluSquared ? new ReluSquared() : nn.GELU();
-        _projectIn = options.Glu ? new GLU(dim, inner, act) : nn.Sequential(nn.Linear(dim, inner), act);
+        if (options.Glu) _projectIn = new GLU(dim, inner, act);
+        else _projectIn = nn.Sequential(_inLinear = nn.Linear(dim, inner), _activation = act);
         _postActNorm = options.PostActLn ? nn.LayerNorm(inner) : null;
         _dropout = new OptionalDropout(options.Dropout);
         _projectOut = nn.Linear(inner, dimOut ?? dim);
@@ -59,12 +62,15 @@ public sealed class FeedForward : Block
         register_module("net", nn.ModuleList(_projectIn, _postActNorm ?? (nn.Module<Tensor, Tensor>)nn.Identity(), _dropout, _projectOut));
     }
 
-    public Tensor Forward(Tensor x)
+    public Tensor Forward(Tensor x) => Forward(x, cache: null);
+
+    /// <summary>The forward; with a decoding cache, the projections multiply by weights transposed once per run (see <see cref="LayerCache.Linear(LayerCache?, string, Tensor, TorchSharp.Modules.Linear)"/>).</summary>
+    Tensor Forward(Tensor x, LayerCache? cache)
     {
-        var h = _projectIn.forward(x);
+        var h = _inLinear is not null ? _activation!.forward(LayerCache.Linear(cache, "ff_in", x, _inLinear)) : _projectIn.forward(x);
         if (_postActNorm is not null) h = _postActNorm.forward(h);
-        return _projectOut.forward(_dropout.forward(h));
+        return LayerCache.Linear(cache, "ff_out", _dropout.forward(h), _projectOut);
     }
 
-    public override BlockOutput Forward(Tensor x, BlockInputs inputs) => new(Forward(x));
+    public override BlockOutput Forward(Tensor x, BlockInputs inputs) => new(Forward(x, inputs.Cache));
 }
