@@ -8,6 +8,7 @@ using TransformerForge.Generation;
 using TransformerForge.Models;
 using TransformerForge.Runtime;
 using TransformerForge.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 int threads = args.Length > 0 ? int.Parse(args[0]) : 2;

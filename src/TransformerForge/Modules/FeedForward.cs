@@ -32,15 +32,17 @@ public sealed class GLU : ForgeModule<Tensor, Tensor>
 }
 
 /// <summary>
-/// Position-wise feed-forward: project in (GELU, ReLU² or a GLU), optional LayerNorm after the activation
-/// (NormFormer, Shleifer et al. 2021), dropout, project out. Submodules sit in <c>net</c> at x-transformers' indices.
+/// Position-wise feed-forward: project in (GELU, ReLU², Swish, or a GLU of one of them: SwiGLU is Swish + GLU),
+/// optional LayerNorm after the activation (NormFormer, Shleifer et al. 2021), dropout, project out, optionally without
+/// biases (<c>ff_no_bias</c>). Submodules sit at x-transformers' indices: 0.20's <c>net</c> keeps an identity where the
+/// norm is off; 1.40's <c>ff</c> leaves it out (so the output projection is <c>ff.2</c>, or <c>ff.3</c> with the norm).
 /// </summary>
 public sealed class FeedForward : Block
 {
     readonly nn.Module<Tensor, Tensor> _projectIn;
     readonly Linear? _inLinear;
     readonly nn.Module<Tensor, Tensor>? _activation;
-    readonly LayerNorm? _postActNorm;
+    readonly nn.Module<Tensor, Tensor>? _postActNorm;
     readonly OptionalDropout _dropout;
     readonly Linear _projectOut;
 
@@ -51,15 +53,18 @@ public sealed class FeedForward : Block
     {
         options.Validate();
         int inner = (int)(dim * options.Mult);
-        nn.Module<Tensor, Tensor> act = options.ReluSquared ? new ReluSquared() : nn.GELU();
+        bool bias = !options.NoBias;
+        nn.Module<Tensor, Tensor> act = options.ReluSquared ? new ReluSquared() : options.Swish ? nn.SiLU() : nn.GELU();
         if (options.Glu) _projectIn = new GLU(dim, inner, act);
-        else _projectIn = nn.Sequential(_inLinear = nn.Linear(dim, inner), _activation = act);
-        _postActNorm = options.PostActLn ? nn.LayerNorm(inner) : null;
+        else _projectIn = nn.Sequential(_inLinear = nn.Linear(dim, inner, hasBias: bias), _activation = act);
+        _postActNorm = !options.PostActLn ? null : options.IsV140 ? new BiaslessLayerNorm(inner) : nn.LayerNorm(inner);
         _dropout = new OptionalDropout(options.Dropout);
-        _projectOut = nn.Linear(inner, dimOut ?? dim);
+        _projectOut = nn.Linear(inner, dimOut ?? dim, hasBias: bias);
         if (zeroInitOutput) Init.Zero(_projectOut);
-        // x-transformers' indices: net.1 is the norm or an Identity (skipped in the forward, not called).
-        register_module("net", nn.ModuleList(_projectIn, _postActNorm ?? (nn.Module<Tensor, Tensor>)nn.Identity(), _dropout, _projectOut));
+        if (options.IsV140)
+            register_module("ff", _postActNorm is not null ? nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut) : nn.ModuleList(_projectIn, _dropout, _projectOut));
+        else // 0.20's indices: net.1 is the norm or an Identity (registered for the numbering, never called).
+            register_module("net", nn.ModuleList(_projectIn, _postActNorm ?? nn.Identity(), _dropout, _projectOut));
     }
 
     public Tensor Forward(Tensor x) => Forward(x, cache: null);

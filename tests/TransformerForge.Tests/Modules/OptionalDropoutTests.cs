@@ -35,8 +35,8 @@ public class OptionalDropoutTests
         manual_seed(5);
         var b = theirs.forward(x);
         var afterTheirs = randn(3);
-        Assert.True(a.equal(b).item<bool>());
-        Assert.True(afterOurs.equal(afterTheirs).item<bool>());
-        Assert.False(a.equal(x).item<bool>());
+        Assert.True(a.eq(b).all().item<bool>());
+        Assert.True(afterOurs.eq(afterTheirs).all().item<bool>());
+        Assert.False(a.eq(x).all().item<bool>());
     }
 }
