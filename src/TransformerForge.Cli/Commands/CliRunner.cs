@@ -13,7 +13,7 @@ public static class CliRunner
         {
             return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is ConfigException or TransformerForge.Search.SearchException or ArgumentException or InvalidDataException or FileNotFoundException
+        catch (Exception e) when (e is ConfigException or TransformerForge.Search.SearchException or TransformerForge.Search.StudyStorageException or ArgumentException or InvalidDataException or FileNotFoundException
                                        or DirectoryNotFoundException or TorchRuntimeException)
         {
             Console.Error.WriteLine($"tforge: {e.Message}");

@@ -1,0 +1,128 @@
+using System.Text.Json.Nodes;
+using TransformerForge.Search;
+
+namespace TransformerForge.Tests.Search;
+
+/// <summary>
+/// The PostgreSQL study against a real server: the storage contract (the same tests as SQLite), connections cut by the
+/// server, a server restart that must not orphan running trials, and errors that never show the password.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresStudyStorageTests(PostgresServer server) : StudyStorageContract
+{
+    readonly PostgresServer.Database _db = server.CreateDatabase();
+
+    protected override IStudyStorage Open() => new PostgresStudyStorage(_db.Url, TimeSpan.FromSeconds(60));
+
+    public override void Dispose() => _db.Dispose();
+
+    static StudyDefinition Definition() => new()
+    {
+        Name = "pg", Space = new JsonObject { ["space"] = "grid" }, Objectives = [Objective.Of(Metrics.ValLoss)],
+        Algorithm = new JsonObject { ["name"] = "random" }, Evaluation = new JsonObject(), Seed = 1,
+    };
+
+    static NewTrial Propose(IReadOnlyList<TrialRecord> history, int number)
+    {
+        var spec = new JsonObject { ["n"] = number };
+        return new NewTrial(spec, Candidate.KeyOf(spec), new JsonObject { ["x"] = number }, new TrialPlan { Seed = 1 });
+    }
+
+    static TrialResult Done(double loss) => new(TrialState.Complete, new Dictionary<string, double> { [Metrics.ValLoss] = loss }, [], null, 0.1);
+
+    static TrialRecord Claim(IStudyStorage storage, StudyInfo study, string worker, TimeSpan grace) =>
+        Assert.IsType<ClaimResult.Claimed>(storage.Claim(study.Id, worker, Propose, new ClaimPolicy(grace, 3))).Trial;
+
+    [Fact]
+    public void ARestartedServerKeepsEveryTrialAndGivesLiveWorkersTheGracePeriodToBeatAgain()
+    {
+        using var a = Open();
+        using var b = Open();
+        var study = a.OpenOrCreate(Definition(), 10);
+        var held = Claim(a, study, "a", TimeSpan.FromMinutes(1));
+        var done = Claim(a, study, "a2", TimeSpan.FromMinutes(1));
+        Assert.True(a.Finish(done.Id, "a2", 1, Done(0.5)));
+        var grace = TimeSpan.FromSeconds(2);
+        Thread.Sleep(grace + TimeSpan.FromSeconds(0.5));   // a's last heartbeat is now older than the grace period
+
+        server.Restart(TimeSpan.FromSeconds(0.5));
+        // b's pooled connections are dead; it reconnects. Counted from the server's start, a's trial is not silent yet:
+        // b gets a new trial rather than a's (which it would re-run with attempt 2 if silence counted from the last beat).
+        var next = Claim(b, study, "b", grace);
+        Assert.Equal(2, next.Number);
+        Assert.Equal(1, next.Attempt);
+        // a beats again: the first beat may land on a dead pooled connection (one try only), the next one reconnects.
+        Assert.True(Beat(a, held) || Beat(a, held));
+        Assert.True(a.Finish(held.Id, "a", 1, Done(0.25)));
+        var trials = b.Trials(study.Id);
+        Assert.Equal([TrialState.Complete, TrialState.Complete, TrialState.Running], trials.Select(t => t.State));
+        Assert.Equal(0.25, trials[0].Metric(Metrics.ValLoss));
+        Assert.Equal(0.5, trials[1].Metric(Metrics.ValLoss));
+
+        static bool Beat(IStudyStorage s, TrialRecord t)
+        {
+            try
+            {
+                return s.Heartbeat(t.Id, t.Worker!, t.Attempt);
+            }
+            catch (StudyStorageException)
+            {
+                return false;
+            }
+        }
+    }
+
+    [Fact]
+    public void ConnectionsCutByTheServerAreReplacedAndNothingIsDoneTwice()
+    {
+        using var storage = Open();
+        var study = storage.OpenOrCreate(Definition(), 4);
+        var t0 = Claim(storage, study, "w", TimeSpan.FromMinutes(1));
+        // Every connection to the database is cut (as a failover or a network blip would), between and during calls.
+        _db.Execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        Assert.True(storage.Finish(t0.Id, "w", 1, Done(1)));
+        _db.Execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        var t1 = Claim(storage, study, "w", TimeSpan.FromMinutes(1));
+        Assert.Equal(1, t1.Number);
+        var trials = storage.Trials(study.Id);
+        Assert.Equal(2, trials.Count);
+        Assert.Equal(TrialState.Complete, trials[0].State);
+        Assert.Equal("w", trials[1].Worker);
+    }
+
+    [Fact]
+    public void RoundTripsPerTrialAreFew()
+    {
+        using var storage = Open();
+        var study = storage.OpenOrCreate(Definition(), 20);
+        long before = storage.RoundTrips;
+        for (int i = 0; i < 20; i++)
+        {
+            var t = Claim(storage, study, "w", TimeSpan.FromMinutes(1));
+            Assert.True(storage.Finish(t.Id, "w", t.Attempt, Done(i)));
+        }
+        // A new trial: one request to claim (re-queue, take a waiting trial, read the history), one to insert; one to finish.
+        Assert.Equal(3 * 20, storage.RoundTrips - before);
+    }
+
+    [Fact]
+    public void UnreachableOrRefusingDatabasesAreOneClearErrorWithoutThePassword()
+    {
+        var b = PostgresUrl.Parse(_db.Url);
+        const string secret = "s3cret-PASSWORD-x";
+        // Nothing listens on this port: retried for the reconnect period, then one error naming the database.
+        var closed = $"postgresql://{b.Username}:{secret}@127.0.0.1:1/{_db.Name}";
+        var e = Assert.Throws<StudyStorageException>(() => new PostgresStudyStorage(closed, TimeSpan.FromSeconds(1)));
+        Assert.Contains($"postgresql://{b.Username}@127.0.0.1:1/{_db.Name}", e.Message);
+        Assert.Contains("unreachable", e.Message);
+        Assert.DoesNotContain(secret, e.ToString());
+        // A wrong password is refused at once (not retried).
+        var wrong = $"postgresql://{b.Username}:{secret}@{b.Host}:{b.Port}/{_db.Name}";
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var refused = Assert.Throws<StudyStorageException>(() => new PostgresStudyStorage(wrong, TimeSpan.FromSeconds(60)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"a refused password was retried ({clock.Elapsed})");
+        Assert.Contains("28P01", refused.Message);
+        Assert.DoesNotContain(secret, refused.ToString());
+        Assert.DoesNotContain(server.Password, refused.ToString());
+    }
+}
