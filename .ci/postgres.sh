@@ -2,7 +2,9 @@
 # A throwaway PostgreSQL server for the distributed-search tests and benchmark (nothing here is for production).
 #
 #   postgres.sh start DIR [PID]     create a cluster in DIR/data and start it on 127.0.0.1 at a free port (socket in DIR);
-#                                   write DIR/url (postgresql://tforge:PASSWORD@127.0.0.1:PORT/postgres, mode 600);
+#                                   write DIR/url (postgresql://tforge:PASSWORD@127.0.0.1:PORT/postgres, mode 600) and
+#                                   DIR/ca.pem (the server's self-signed TLS certificate: TLS is on, not required) and
+#                                   DIR/other-ca.pem (a certificate that does not verify the server);
 #                                   with PID, a watchdog stops the server and removes DIR once that process has ended
 #   postgres.sh restart DIR [DOWN]  stop the server at once (immediate shutdown: like a crash), wait DOWN seconds
 #                                   (default 1), start it again on the same port
@@ -62,11 +64,23 @@ case "$cmd" in
       exit 1
     fi
     rm -f "$dir/password"
+    # TLS: a self-signed certificate for 127.0.0.1 (DIR/ca.pem verifies it), so the tests can check that sslmode and
+    # sslrootcert reach the connection. Plain TCP connections stay allowed.
+    if ! command -v openssl >/dev/null && [ "$root" = 1 ]; then { apt-get update -qq && apt-get install -y -qq openssl; } >&2; fi
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 -subj "/CN=127.0.0.1" \
+      -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" -keyout "$dir/data/server.key" -out "$dir/data/server.crt" 2>/dev/null
+    chmod 600 "$dir/data/server.key"
+    [ "$root" = 1 ] && chown "$user" "$dir/data/server.key" "$dir/data/server.crt"
+    cp "$dir/data/server.crt" "$dir/ca.pem"
+    # Another authority's certificate, which must not verify the server.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 -subj "/CN=127.0.0.1" \
+      -addext "subjectAltName=IP:127.0.0.1" -keyout /dev/null -out "$dir/other-ca.pem" 2>/dev/null
+    chmod 644 "$dir/ca.pem" "$dir/other-ca.pem"
     started=0
     for _ in 1 2 3 4 5 6 7 8; do
       port=$((20000 + RANDOM % 40000))
       # Durability of the server itself is not under test (the machine does not crash): no fsync, for speed.
-      echo "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=200" > "$dir/options"
+      echo "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=200 -c ssl=on" > "$dir/options"
       if start_server; then started=1; break; fi
     done
     if [ "$started" = 0 ]; then

@@ -43,6 +43,10 @@ public sealed class PostgresStudyStorage : IStudyStorage
     {
         var copy = new NpgsqlConnectionStringBuilder(settings.ConnectionString);
         if (string.IsNullOrEmpty(copy.ApplicationName)) copy.ApplicationName = "tforge";
+        // The same few statements run again and again on pooled connections that keep no session state: prepare them
+        // once per connection, and skip the session reset when a connection returns to the pool.
+        if (copy.MaxAutoPrepare == 0) copy.MaxAutoPrepare = 32;
+        copy.NoResetOnClose = true;
         Description = PostgresUrl.Describe(copy);
         ReconnectFor = reconnectFor ?? TimeSpan.FromMinutes(10);
         _log = log;

@@ -118,6 +118,18 @@ public sealed class PostgresServer : IDisposable
             cmd.ExecuteNonQuery();
         }
 
+        /// <summary>The first column of the first row of a query in this database, as text.</summary>
+        public string? Query(string sql)
+        {
+            var b = PostgresUrl.Parse(Url);
+            b.Pooling = false;
+            using var c = new NpgsqlConnection(b.ConnectionString);
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = sql;
+            return cmd.ExecuteScalar()?.ToString();
+        }
+
         public void Dispose()
         {
             NpgsqlConnection.ClearAllPools();

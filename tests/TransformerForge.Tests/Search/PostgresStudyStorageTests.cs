@@ -106,6 +106,31 @@ public sealed class PostgresStudyStorageTests(PostgresServer server) : StudyStor
     }
 
     [Fact]
+    public void TlsSettingsInTheUrlReachTheConnection()
+    {
+        var ca = server.Dir is { } dir && File.Exists(Path.Combine(dir, "ca.pem")) ? Path.Combine(dir, "ca.pem")
+            : throw new InvalidOperationException("the test server has no TLS certificate (start it with .ci/postgres.sh)");
+        string With(string query) => _db.Url + (_db.Url.Contains('?') ? "&" : "?") + query;
+        // Verified against the server's certificate: the study works, over TLS.
+        using (var storage = new PostgresStudyStorage(With($"sslmode=verify-full&sslrootcert={Uri.EscapeDataString(ca)}&application_name=tls-verified")))
+        {
+            storage.OpenOrCreate(Definition(), 1);   // its connection stays in the pool, so the server lists it
+            Assert.Equal("true", _db.Query("SELECT bool_and(s.ssl)::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tls-verified'"));
+        }
+        using (var plain = new PostgresStudyStorage(With("sslmode=disable&application_name=tls-off")))
+        {
+            plain.Find("pg");
+            Assert.Equal("false", _db.Query("SELECT bool_or(s.ssl)::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tls-off'"));
+        }
+        // Another authority's certificate does not verify the server: refused at once (not retried for the reconnect period).
+        var other = Path.Combine(Path.GetDirectoryName(ca)!, "other-ca.pem");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<StudyStorageException>(() => new PostgresStudyStorage(With($"sslmode=verify-full&sslrootcert={Uri.EscapeDataString(other)}"), TimeSpan.FromSeconds(60)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"a TLS failure was retried ({clock.Elapsed}): {e.Message}");
+        Assert.DoesNotContain(server.Password, e.ToString());
+    }
+
+    [Fact]
     public void UnreachableOrRefusingDatabasesAreOneClearErrorWithoutThePassword()
     {
         var b = PostgresUrl.Parse(_db.Url);
