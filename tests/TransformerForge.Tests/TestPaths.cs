@@ -44,10 +44,13 @@ internal static class TestPaths
     public static string Fixture(params string[] parts) => Path.Combine([Fixtures, .. parts]);
 
     /// <summary>The names of the x-transformers fixture cases, for theories that run once per case.</summary>
-    public static TheoryData<string> XTransformersCases()
+    public static TheoryData<string> XTransformersCases() => Cases("xtransformers");
+
+    /// <summary>The case folders of one fixture family, as found on disk (every folder holding a case.json).</summary>
+    public static TheoryData<string> Cases(string family)
     {
         var data = new TheoryData<string>();
-        foreach (var dir in TransformerForge.Parity.ParityRunner.FindCases(Fixture("xtransformers"))) data.Add(Path.GetFileName(dir));
+        foreach (var dir in TransformerForge.Parity.ParityRunner.FindCases(Fixture(family))) data.Add(Path.GetRelativePath(Fixture(family), dir));
         return data;
     }
 }

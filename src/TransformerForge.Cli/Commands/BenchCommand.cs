@@ -1,5 +1,7 @@
 using System.CommandLine;
 using TransformerForge.Benchmarks;
+using TransformerForge.Config;
+using TransformerForge.Training;
 using TransformerForge.Runtime;
 
 namespace TransformerForge.Cli.Commands;
@@ -10,8 +12,10 @@ public static class BenchCommand
     public static Command Create()
     {
         var bench = new Command("bench", "Speed benchmarks (figures and ratios).");
+        bench.Subcommands.Add(Train());
         bench.Subcommands.Add(Generate());
         bench.Subcommands.Add(Feedback());
+        bench.Subcommands.Add(Tokenize());
         bench.Subcommands.Add(Search());
         return bench;
     }
@@ -39,22 +43,111 @@ public static class BenchCommand
         return cmd;
     }
 
-    static Command Generate()
+    /// <summary>Options naming a model: a JSON file, or a preset sized by --dim/--depth/--heads/--vocab.</summary>
+    sealed class ModelOptions
     {
-        var tokens = new Option<int>("--tokens") { Description = "New tokens to generate.", DefaultValueFactory = _ => 512 };
-        var dim = new Option<int>("--dim") { DefaultValueFactory = _ => 256 };
-        var depth = new Option<int>("--depth") { DefaultValueFactory = _ => 4 };
-        var heads = new Option<int>("--heads") { DefaultValueFactory = _ => 8 };
-        var positions = new Option<string>("--positions") { Description = "rotary, alibi, t5 or absolute", DefaultValueFactory = _ => "rotary" };
+        public readonly Option<string?> Config = new("--config") { Description = "Model JSON (a decoder TransformerWrapper or a FeedbackTransformer); excludes --preset and sizes." };
+        public readonly Option<string?> Preset = new("--preset") { Description = $"Built-in decoder: {string.Join(", ", ModelPresets.Names)} (default vanilla)." };
+        public readonly Option<int?> Dim = new("--dim") { Description = "Preset width (default 256)." };
+        public readonly Option<int?> Depth = new("--depth") { Description = "Preset depth (default 4)." };
+        public readonly Option<int?> Heads = new("--heads") { Description = "Preset heads; head size = dim / heads (default 4)." };
+        public readonly Option<int?> Vocab = new("--vocab") { Description = "Preset vocabulary (default 256)." };
+
+        public IEnumerable<Option> All => new Option[] { Config, Preset, Dim, Depth, Heads, Vocab };
+
+        /// <summary>The model and a short name for result lines.</summary>
+        public (ModelConfig Config, string Name) Resolve(ParseResult r, int maxSeqLen)
+        {
+            if (r.GetValue(Config) is { } path)
+            {
+                if (r.GetValue(Preset) is not null || r.GetValue(Dim) is not null || r.GetValue(Depth) is not null || r.GetValue(Heads) is not null || r.GetValue(Vocab) is not null)
+                    throw new ArgumentException("--config excludes --preset, --dim, --depth, --heads and --vocab");
+                return (ModelConfig.Load(path), Path.GetFileNameWithoutExtension(path));
+            }
+            var preset = r.GetValue(Preset) ?? ModelPresets.Vanilla;
+            int dim = r.GetValue(Dim) ?? 256, depth = r.GetValue(Depth) ?? 4, heads = r.GetValue(Heads) ?? 4;
+            var config = ModelPresets.Create(preset, r.GetValue(Vocab) ?? 256, maxSeqLen, dim, depth, heads);
+            return (config, $"{preset}-d{dim}-l{depth}-h{heads}");
+        }
+    }
+
+    static Command Train()
+    {
+        var model = new ModelOptions();
+        var batch = new Option<int>("--batch") { Description = "Sequences per step.", DefaultValueFactory = _ => 8 };
+        var seq = new Option<int>("--seq") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 256 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first.", DefaultValueFactory = _ => 3 };
+        var steps = new Option<int>("--steps") { Description = "Timed steps (the median is reported).", DefaultValueFactory = _ => 10 };
+        var precision = new Option<string>("--precision") { Description = "fp32, bf16 or fp16 (mixed precision over float32 master weights).", DefaultValueFactory = _ => Precision.Fp32 };
+        var perTensor = new Option<bool>("--per-tensor-optimizer") { Description = "AdamW with one set of operations per tensor instead of the flat buffers (to measure that lever)." };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)." };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0 };
+        var quiet = new Option<bool>("--quiet") { Description = "Only the summary and the RESULT line, no line per step." };
+        var rssEvery = new Option<int>("--rss-every") { Description = "Print resident memory every N steps (and only then a step line): memory over a long run." };
         var device = CliRunner.DeviceOption();
-        var cmd = new Command("generate", "KV-cached vs. recomputed generation of the same decoder.") { tokens, dim, depth, heads, positions, device };
+        var cmd = new Command("train", "Training step time (median; forward / backward / optimizer), tokens/s and peak memory of any decoder.")
+        {
+            batch, seq, warmup, steps, precision, perTensor, threads, seed, quiet, rssEvery, device,
+        };
+        foreach (var option in model.All) cmd.Options.Add(option);
         cmd.SetAction(r =>
         {
-            var dev = TorchRuntime.SelectDevice(r.GetValue(device)!);
-            Console.WriteLine($"decoder dim {r.GetValue(dim)} depth {r.GetValue(depth)} heads {r.GetValue(heads)}, {r.GetValue(positions)} positions, " +
-                              $"prompt 16, {r.GetValue(tokens)} new tokens, greedy, {dev}, {TorchSharp.torch.get_num_threads()} threads");
-            var rows = GenerationBenchmark.Run(dev, r.GetValue(tokens), r.GetValue(dim), r.GetValue(depth), r.GetValue(heads), r.GetValue(positions)!, Console.WriteLine);
-            Console.WriteLine($"speed-up of the cache: {rows[0].TokensPerSecond / rows[1].TokensPerSecond:F1}x");
+            TorchRuntime.SelectDevice(r.GetValue(device)!);
+            if (r.GetValue(threads) is { } n) ThreadPolicy.Fix(n);
+            var (config, name) = model.Resolve(r, r.GetValue(seq));
+            var options = new TrainingBenchmarkOptions
+            {
+                Model = config, Batch = r.GetValue(batch), SeqLen = r.GetValue(seq), WarmupSteps = r.GetValue(warmup), Steps = r.GetValue(steps),
+                Device = r.GetValue(device)!, Precision = r.GetValue(precision)!, FlatOptimizer = !r.GetValue(perTensor), Seed = r.GetValue(seed),
+                RssEvery = r.GetValue(rssEvery),
+            };
+            Console.WriteLine($"load average before: {LoadAverage()}");
+            var result = TrainingBenchmark.Run(options, name, r.GetValue(quiet) ? null : Console.WriteLine);
+            Console.WriteLine(result.Describe());
+            Console.WriteLine($"load average after: {LoadAverage()}");
+            Console.WriteLine(result.ResultLine());
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command Generate()
+    {
+        var model = new ModelOptions();
+        var tokens = new Option<int>("--tokens") { Description = "New tokens to generate.", DefaultValueFactory = _ => 512 };
+        var prompt = new Option<int>("--prompt") { Description = "Prompt length (random tokens).", DefaultValueFactory = _ => 16 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed generations per path (the median is reported).", DefaultValueFactory = _ => 3 };
+        var positions = new Option<string>("--positions") { Description = "Without --config/--preset: the default decoder's positions, rotary, alibi, t5 or absolute.", DefaultValueFactory = _ => "rotary" };
+        var cacheOnly = new Option<bool>("--cache-only") { Description = "Time only KV-cached generation (not recomputing the window)." };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads (default: libtorch's choice)." };
+        var device = CliRunner.DeviceOption();
+        var cmd = new Command("generate", "Greedy batch-1 generation: KV-cached vs. recomputed, median of repeats. Default model: decoder dim 256, depth 4, 8 heads.")
+        {
+            tokens, prompt, repeats, positions, cacheOnly, threads, device,
+        };
+        foreach (var option in model.All) cmd.Options.Add(option);
+        cmd.SetAction(r =>
+        {
+            TorchRuntime.SelectDevice(r.GetValue(device)!);
+            if (r.GetValue(threads) is { } n) ThreadPolicy.Fix(n);
+            int newTokens = r.GetValue(tokens);
+            bool named = r.GetValue(model.Config) is not null || r.GetValue(model.Preset) is not null;
+            var (config, name) = named
+                ? model.Resolve(r, r.GetValue(prompt) + newTokens)
+                : (GenerationBenchmarkOptions.DefaultModel(newTokens, r.GetValue(model.Dim) ?? 256, r.GetValue(model.Depth) ?? 4,
+                    r.GetValue(model.Heads) ?? 8, r.GetValue(positions)!), $"decoder-{r.GetValue(positions)}");
+            var options = new GenerationBenchmarkOptions
+            {
+                Model = config, NewTokens = newTokens, PromptLength = r.GetValue(prompt), Repeats = r.GetValue(repeats),
+                Recompute = !r.GetValue(cacheOnly), Device = r.GetValue(device)!,
+            };
+            var dev = TorchRuntime.SelectDevice(options.Device);
+            Console.WriteLine($"{name}, prompt {options.PromptLength}, {newTokens} new tokens, greedy, batch 1, {dev}, " +
+                              $"{TorchSharp.torch.get_num_threads()} threads, load average {LoadAverage()}");
+            var rows = GenerationBenchmark.Run(options, Console.WriteLine);
+            if (rows.Count == 2) Console.WriteLine($"speed-up of the cache: {rows[0].TokensPerSecond / rows[1].TokensPerSecond:F1}x");
+            Console.WriteLine($"load average after: {LoadAverage()}");
+            foreach (var row in rows) Console.WriteLine(row.ResultLine("tforge", name, dev.ToString(), newTokens, options.Repeats));
             return rows.All(x => x.Note == "") ? 0 : 1;
         });
         return cmd;
@@ -94,7 +187,7 @@ public static class BenchCommand
         cmd.SetAction(r =>
         {
             var dev = TorchRuntime.SelectDevice(r.GetValue(device)!);
-            if (r.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            if (r.GetValue(threads) is { } n) ThreadPolicy.Fix(n);
             var options = new FeedbackBenchmarkOptions
             {
                 SeqLen = r.GetValue(seq), Batch = r.GetValue(batch), WarmupSteps = r.GetValue(warmup), Steps = r.GetValue(steps),
@@ -113,6 +206,23 @@ public static class BenchCommand
             Console.WriteLine();
             foreach (var line in FeedbackBenchmark.Table(rows)) Console.WriteLine(line);
             Console.WriteLine($"load average after: {LoadAverage()}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command Tokenize()
+    {
+        var encoding = new Option<string>("--encoding") { Description = "cl100k or o200k.", DefaultValueFactory = _ => "cl100k" };
+        var chars = new Option<int>("--chars") { Description = "Characters of each text.", DefaultValueFactory = _ => 5_000_000 };
+        var before = new Option<int>("--before-chars") { Description = "Also time Microsoft.ML.Tokenizers alone on this many characters of the no-space text (slow: about 160 s per million), 0 = skip.", DefaultValueFactory = _ => 0 };
+        var corpus = new Option<string?>("--corpus") { Description = "Prose to repeat (e.g. tinyshakespeare.txt) [default: generated words]." };
+        var cmd = new Command("tokenize", "BPE on prose vs. text without spaces (linear after cutting long runs).") { encoding, chars, before, corpus };
+        cmd.SetAction(r =>
+        {
+            if (r.GetValue(chars) < 1 || r.GetValue(before) < 0) throw new ArgumentException("--chars must be positive and --before-chars not negative");
+            TokenizerBenchmark.Run(r.GetValue(encoding)!, r.GetValue(chars), r.GetValue(before), r.GetValue(corpus), log: Console.WriteLine);
+            Console.WriteLine($"load average: {LoadAverage()}");
             return 0;
         });
         return cmd;

@@ -36,7 +36,7 @@ public static class EvalCommand
         int samples, string deviceSpec)
     {
         if (dataPath is not null && taskName is not null) throw new ArgumentException("give --data or --task, not both");
-        var dir = ModelDir(modelPath);
+        var dir = CliPaths.ModelDirectory(modelPath);
         // A checkpoint's own evaluation size, so eval reproduces the numbers its run printed.
         var trained = File.Exists(Path.Combine(dir, TrainerState.FileName)) ? TrainerState.Load(dir).Options : null;
         int batches = batchesOption ?? trained?.EvalBatches ?? 8, batch = batchOption ?? trained?.BatchSize ?? 32;
@@ -54,16 +54,28 @@ public static class EvalCommand
             spec = TrainingDataSpec.ForText(dataPath, kind, seqLen ?? saved?.SeqLen ?? 0);
         }
         else if (taskName is not null)
+        {
+            // A model trained on text knows nothing of a task's tokens: its numbers would be nonsense.
+            if (saved is { Kind: TrainingDataSpec.TextKind })
+                throw new ArgumentException($"the model in '{dir}' was trained on text ({saved.Tokenizer} tokens), not on a task; evaluate it with --data");
             spec = saved is { Kind: TrainingDataSpec.TaskKind } s && string.Equals(s.Task, taskName, StringComparison.OrdinalIgnoreCase)
                 ? s : TrainingDataSpec.ForTask(taskName);
+        }
         else spec = saved ?? throw new ArgumentException($"'{dir}' does not say what it was trained on ({TrainingDataSpec.FileName}); give --data or --task");
 
         var (_, lm) = ModelDirectory.LoadLanguageModel(dir);
         using var model = lm;
         lm.to(device);
+        if (taskName is not null && saved is null)
+        {
+            // No data.json: the vocabulary tells. A task model's num_tokens is the task's vocabulary.
+            using var probe = spec.Open();
+            if (probe.VocabSize != lm.NumTokens)
+                throw new ArgumentException($"the model in '{dir}' has {lm.NumTokens} tokens but the {taskName} task has {probe.VocabSize}: it was not trained on this task");
+        }
         if (spec.Kind == TrainingDataSpec.TextKind && spec.SeqLen is null or 0) spec = spec with { SeqLen = lm.MaxSeqLen };
         var useSavedTokenizer = spec.Kind == TrainingDataSpec.TextKind && hasTokenizer && tokenizerKind is null;
-        using var data = spec.Open(useSavedTokenizer ? dir : null);
+        using var data = spec.Open(useSavedTokenizer ? dir : null, dir);
 
         var metrics = Evaluator.Evaluate(lm, data, batches, batch, device);
         Console.WriteLine($"model: {dir}");
@@ -77,17 +89,4 @@ public static class EvalCommand
         return 0;
     }
 
-    /// <summary>The directory holding config.json: the path itself, or its checkpoint/ (a run directory).</summary>
-    static string ModelDir(string path)
-    {
-        if (File.Exists(Path.Combine(path, ModelDirectory.ConfigFile))) return path;
-        try
-        {
-            return Checkpoint.Resolve(path);
-        }
-        catch (DirectoryNotFoundException)
-        {
-            throw new DirectoryNotFoundException($"no model at '{path}' (expected a directory with {ModelDirectory.ConfigFile}, or a run directory with checkpoint/)");
-        }
-    }
 }

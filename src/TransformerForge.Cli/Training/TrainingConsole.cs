@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Spectre.Console;
 using TransformerForge.Training;
 
@@ -5,21 +6,24 @@ namespace TransformerForge.Cli.Training;
 
 /// <summary>
 /// Runs a trainer in the console: a live progress bar (loss, tokens/s, ETA) on a terminal, plain lines when output is
-/// redirected; evaluation lines and samples as they come; Ctrl+C stops after the current step with a checkpoint.
+/// redirected; evaluation lines and samples as they come; Ctrl+C, SIGTERM and SIGHUP stop after the current step with a checkpoint.
 /// </summary>
 public static class TrainingConsole
 {
     public static int Train(Trainer trainer)
     {
         using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            if (cancel.IsCancellationRequested) return; // a second Ctrl+C ends the process
-            e.Cancel = true;
-            cancel.Cancel();
-            Console.Error.WriteLine("stopping after this step and saving a checkpoint (Ctrl+C again to abort)");
-        };
-        Console.CancelKeyPress += onCancel;
+        // Ctrl+C, and SIGTERM / SIGHUP (timeout, docker stop, a Slurm preemption, a closed terminal): stop after the
+        // current step with a checkpoint. A second signal ends the process at once (the default action runs).
+        var registrations = new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }
+            .Select(signal => PosixSignalRegistration.Create(signal, context =>
+            {
+                if (cancel.IsCancellationRequested) return;
+                context.Cancel = true;
+                cancel.Cancel();
+                Console.Error.WriteLine($"{Name(context.Signal)}: stopping after this step and saving a checkpoint (send it again to abort)");
+            }))
+            .ToList();
         try
         {
             TrainingResult result;
@@ -42,9 +46,17 @@ public static class TrainingConsole
         }
         finally
         {
-            Console.CancelKeyPress -= onCancel;
+            foreach (var r in registrations) r.Dispose();
         }
     }
+
+    static string Name(PosixSignal signal) => signal switch
+    {
+        PosixSignal.SIGINT => "Ctrl+C",
+        PosixSignal.SIGTERM => "SIGTERM",
+        PosixSignal.SIGHUP => "SIGHUP",
+        _ => signal.ToString(),
+    };
 
     static void WritePlot(string? runDirectory)
     {

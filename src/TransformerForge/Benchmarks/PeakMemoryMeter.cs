@@ -55,6 +55,15 @@ public sealed class PeakMemoryMeter : IDisposable
         return new PeakMemoryMeter(baseline, sample: !TryResetPeak());
     }
 
+    /// <summary>
+    /// The process's highest resident memory so far (<c>VmHWM</c>), in MiB: what <c>getrusage</c>'s <c>ru_maxrss</c>
+    /// reports to a Python process, so the two stacks of the side-by-side harness compare alike. NaN where not on Linux.
+    /// </summary>
+    public static double ProcessPeakMiB() => IsSupported ? ReadKiB("VmHWM") / 1024.0 : double.NaN;
+
+    /// <summary>The process's resident memory now (<c>VmRSS</c>), in MiB; NaN where not on Linux.</summary>
+    public static double ProcessResidentMiB() => IsSupported ? ReadKiB("VmRSS") / 1024.0 : double.NaN;
+
     /// <summary>The highest resident memory since <see cref="Start"/>, minus the baseline, in MiB.</summary>
     public double PeakGrowthMiB()
     {

@@ -174,6 +174,9 @@ public sealed record AttentionLayersConfig
         Check(Depth > 0, "depth", "must be a positive integer");
         SelfAttn.Validate(Heads, prefix);
         Ff.Validate(prefix);
+        // The hidden width is an int in the modules: int(dim × ff_mult) must be at least 1 and fit.
+        Check(Math.Floor(Dim * Ff.Mult) is >= 1 and <= int.MaxValue, "ff_mult",
+            $"gives a feed-forward width of int({Dim} × {Ff.Mult}) = {Math.Floor(Dim * Ff.Mult)}; it must be between 1 and {int.MaxValue}");
         Check(!(AlibiPosBias && RelPosBias), "alibi_pos_bias", "you can only choose ALiBi positional bias or T5 relative positional bias (rel_pos_bias), not both");
         Check(RelPosNumBuckets <= RelPosMaxDistance, "rel_pos_num_buckets", "must be at most rel_pos_max_distance");
         Check(RelPosNumBuckets >= 2, "rel_pos_num_buckets", "must be at least 2");
@@ -189,7 +192,11 @@ public sealed record AttentionLayersConfig
             Check(RotaryLength <= Attn.DimHead, "rotary_emb_dim",
                 $"rotary dimension {RotaryLength} (at least 32, as in x-transformers) exceeds attn_dim_head {Attn.DimHead}");
         Check(!(OnlyCross && !CrossAttend && Type != LayerStackType.CrossAttender), "only_cross", "needs cross_attend");
+        Check(ShiftTokens.Count > 0, "shift_tokens", "must be an integer or a non-empty list");
         Check(ShiftTokens.All(s => s >= 0), "shift_tokens", "must not be negative");
+        // Each shift amount gets its own slice of the features (0..s causal, -s..s otherwise): at least one feature each.
+        long segments = ShiftTokens.Max() * (IsCausal ? 1L : 2L) + 1;
+        Check(segments <= Dim, "shift_tokens", $"{ShiftTokens.Max()} needs {segments} feature segments, more than dim {Dim}");
         if (CustomLayers is { } custom)
         {
             Check(custom.Count > 0 && custom.All(s => s is "a" or "c" or "f"), "custom_layers", "must be a non-empty list of 'a', 'c' and 'f'");
@@ -208,7 +215,9 @@ public sealed record AttentionLayersConfig
             Check(k > 0 && k <= Depth, "sandwich_coef", "sandwich coefficient should be between 1 and the depth");
         Check(new[] { CustomLayers is not null, ParRatio is not null, SandwichCoef is not null }.Count(b => b) <= 1, "custom_layers",
             "choose at most one of custom_layers, par_ratio and sandwich_coef");
-        var n = LayerTypes().Count;
+        // Counted, not listed: LayerTypes() of depth 2^31 would allocate gigabytes before any size check.
+        var (selfAttn, crossAttn, feedForward) = Models.ModelSize.LayerCounts(this);
+        long n = selfAttn + crossAttn + feedForward;
         Check(ShiftTokens.Count == 1 || ShiftTokens.Count == n, "shift_tokens", $"a list must have one value per layer ({n} layers)");
     }
 

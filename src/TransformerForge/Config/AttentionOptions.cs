@@ -70,6 +70,8 @@ public sealed record AttentionOptions
         }
         Check(heads > 0, "heads", "must be a positive integer");
         Check(DimHead > 0, "attn_dim_head", "must be a positive integer");
+        // Projection widths are ints in the modules: check the product before anything multiplies it unchecked.
+        Check((long)heads * DimHead <= int.MaxValue, "attn_dim_head", $"heads × attn_dim_head = {(long)heads * DimHead} exceeds {int.MaxValue}");
         Check(Dropout is >= 0 and < 1, "attn_dropout", "must be in [0, 1)");
         Check(NumMemKv >= 0, "attn_num_mem_kv", "must not be negative");
         Check(SparseTopk is null or > 0, "attn_sparse_topk", "must be positive");

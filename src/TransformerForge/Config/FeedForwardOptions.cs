@@ -28,7 +28,7 @@ public sealed record FeedForwardOptions
     /// <summary>Range checks; each names its key under <paramref name="prefix"/>.</summary>
     public void Validate(string prefix = "")
     {
-        if (!(Mult > 0)) throw new ConfigException(prefix + "ff_mult", "must be positive");
+        if (!(Mult > 0) || !double.IsFinite(Mult)) throw new ConfigException(prefix + "ff_mult", "must be a positive finite number");
         if (Dropout is < 0 or >= 1) throw new ConfigException(prefix + "ff_dropout", "must be in [0, 1)");
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using TransformerForge.IO;
 using System.Text.Json.Nodes;
 
 namespace TransformerForge.Config;
@@ -15,16 +16,22 @@ public abstract record ModelConfig
     public static readonly string[] Types =
         { "TransformerWrapper", "ContinuousTransformerWrapper", "ViTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender", "AttentionLayers", "FeedbackTransformer" };
 
-    public static ModelConfig Parse(string json)
+    /// <summary>Parses a configuration (comments and trailing commas allowed); any defect is a <see cref="ConfigException"/> naming the key.</summary>
+    public static ModelConfig Parse(string json) => Parse(() => StrictJson.Parse(json, lenient: true));
+
+    /// <summary>Parses the UTF-8 bytes of a configuration.</summary>
+    public static ModelConfig Parse(ReadOnlyMemory<byte> utf8) => Parse(() => StrictJson.Parse(utf8, lenient: true));
+
+    static ModelConfig Parse(Func<JsonDocument> parse)
     {
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            doc = parse();
         }
-        catch (JsonException e)
+        catch (StrictJsonException e)
         {
-            throw new ConfigException("", $"the model configuration is not valid JSON: {e.Message}");
+            throw new ConfigException(e.Key, e.Problem);
         }
         using (doc) return FromJson(doc.RootElement);
     }
@@ -34,11 +41,11 @@ public abstract record ModelConfig
         if (!File.Exists(path)) throw new FileNotFoundException($"model configuration '{path}' does not exist", path);
         try
         {
-            return Parse(File.ReadAllText(path));
+            return Parse(File.ReadAllBytes(path));
         }
         catch (ConfigException e)
         {
-            throw new ConfigException(e.Key, $"{path}: {e.Message}");
+            throw e.InFile(path);
         }
     }
 

@@ -17,6 +17,9 @@ public sealed class OptionTable<T> where T : class
 
     public IEnumerable<string> Keys => _rows.Select(r => r.Key);
 
+    /// <summary>Second accepted names, each mapped to its main key.</summary>
+    public IReadOnlyDictionary<string, string> Aliases => _aliases;
+
     public OptionTable<T> Int(string key, Func<T, int> get, Func<T, int, T> set) =>
         Add(key, (c, e, path) => set(c, ReadInt(e, path)), c => get(c));
 
@@ -70,8 +73,6 @@ public sealed class OptionTable<T> where T : class
 
     internal IEnumerable<(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write)> Rows =>
         _rows.Select(r => (r.Key, r.Read, r.Write));
-
-    internal IReadOnlyDictionary<string, string> Aliases => _aliases;
 
     /// <summary>A second accepted name for a key (written back under the main name).</summary>
     public OptionTable<T> Alias(string alias, string key)

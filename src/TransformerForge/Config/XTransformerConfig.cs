@@ -17,6 +17,17 @@ public sealed record XTransformerConfig : ModelConfig
     public TransformerWrapperConfig Decoder { get; init; } = new();
 
     static readonly string[] WrapperKeys = { "num_tokens", "max_seq_len", "emb_dropout" };
+    const string EncoderOnlyWrapperKey = "num_memory_tokens";
+    static readonly string[] FixedLayerKeys = { "type", "cross_attend", "causal" };
+
+    /// <summary>
+    /// Every key XTransformer accepts: its own, the <c>enc_</c>/<c>dec_</c> wrapper keys, and (as the two entries
+    /// <c>enc_&lt;attn_layers key&gt;</c>, <c>dec_&lt;attn_layers key&gt;</c>) the attention-layers keys routed to either side.
+    /// </summary>
+    public static IReadOnlyList<string> Keys { get; } = new[] { "dim", "tie_token_emb" }
+        .Concat(WrapperKeys.Select(k => "enc_" + k)).Append("enc_" + EncoderOnlyWrapperKey)
+        .Concat(WrapperKeys.Select(k => "dec_" + k))
+        .Concat(new[] { "enc_<attn_layers key>", "dec_<attn_layers key>" }).ToArray();
 
     public static new XTransformerConfig FromJson(JsonElement obj)
     {
@@ -44,9 +55,9 @@ public sealed record XTransformerConfig : ModelConfig
             if (!isEnc && !isDec) throw new ConfigException(p.Name, "unknown option (XTransformer takes dim, tie_token_emb, enc_* and dec_* keys)");
             var key = p.Name[4..];
             if (key == "dim") throw new ConfigException(p.Name, "dimension of either encoder or decoder must be set with the `dim` keyword");
-            if (key is "type" or "cross_attend" or "causal")
+            if (FixedLayerKeys.Contains(key))
                 throw new ConfigException(p.Name, "is fixed by XTransformer (encoder: Encoder; decoder: Decoder with cross_attend)");
-            bool wrapper = WrapperKeys.Contains(key) || (isEnc && key == "num_memory_tokens");
+            bool wrapper = WrapperKeys.Contains(key) || (isEnc && key == EncoderOnlyWrapperKey);
             var target = wrapper ? (isEnc ? encWrap : decWrap) : (isEnc ? enc : dec);
             target[key] = JsonNode.Parse(p.Value.GetRawText());
         }

@@ -4,8 +4,11 @@ using System.Text.Json.Nodes;
 
 namespace TransformerForge.Data;
 
-/// <summary>UTF-8 bytes as tokens: 256 ids, no training, encodes any text.</summary>
-public sealed class ByteTokenizer : ITokenizer
+/// <summary>
+/// Bytes as tokens: 256 ids, no training. Text is encoded as UTF-8; raw bytes (<see cref="EncodeBytes"/>, and every
+/// corpus) as they are, so any file round-trips byte for byte through <see cref="DecodeBytes"/>.
+/// </summary>
+public sealed class ByteTokenizer : IByteLevelTokenizer
 {
     public const string KindName = "bytes";
 
@@ -39,8 +42,14 @@ public sealed class ByteTokenizer : ITokenizer
         }
     }
 
-    /// <summary>Invalid UTF-8 (e.g. a sequence cut mid-character by sampling) decodes to U+FFFD rather than failing.</summary>
-    public string Decode(IEnumerable<int> ids)
+    public void EncodeBytes(ReadOnlySpan<byte> bytes, List<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        ids.EnsureCapacity(ids.Count + bytes.Length);
+        foreach (var b in bytes) ids.Add(b);
+    }
+
+    public byte[] DecodeBytes(IEnumerable<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
         var bytes = new List<byte>();
@@ -52,8 +61,11 @@ public sealed class ByteTokenizer : ITokenizer
             bytes.Add((byte)id);
             i++;
         }
-        return Encoding.UTF8.GetString(bytes.ToArray());
+        return bytes.ToArray();
     }
+
+    /// <summary>As text: invalid UTF-8 (e.g. a sequence cut mid-character by sampling) shows as U+FFFD; <see cref="DecodeBytes"/> is exact.</summary>
+    public string Decode(IEnumerable<int> ids) => Encoding.UTF8.GetString(DecodeBytes(ids));
 
     public string ToJson() => TokenizerFile.Format(new JsonObject { ["kind"] = KindName });
 

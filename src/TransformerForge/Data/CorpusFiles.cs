@@ -23,4 +23,23 @@ public static class CorpusFiles
             throw new FileNotFoundException($"Corpus folder '{path}' contains no .txt files.", path);
         return files;
     }
+
+    /// <summary>
+    /// SHA-256 (hex) of a corpus's content: its bytes, and for a folder each file's name and length in concatenation
+    /// order. No paths, so a corpus moved or copied elsewhere keeps its hash (how a resumed run recognises it).
+    /// </summary>
+    public static string ContentSha256(string path)
+    {
+        bool folder = Directory.Exists(path);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 16];
+        foreach (var file in Resolve(path))
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            if (folder) hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{Path.GetFileName(file)}\0{stream.Length}\0"));
+            int read;
+            while ((read = stream.Read(buffer)) > 0) hash.AppendData(buffer, 0, read);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
 }

@@ -28,3 +28,17 @@ public interface ITokenizer
     /// <summary>Writes <c>tokenizer.json</c> into <paramref name="directory"/>, creating it if needed.</summary>
     void Save(string directory);
 }
+
+/// <summary>
+/// A tokenizer whose ids are bytes, so it encodes and decodes any byte sequence exactly, valid UTF-8 or not (a corpus
+/// of random bytes gives one token per byte and decodes back to the same bytes). Text datasets feed it the corpus's
+/// raw bytes instead of decoded text.
+/// </summary>
+public interface IByteLevelTokenizer : ITokenizer
+{
+    /// <summary>Appends one id per byte.</summary>
+    void EncodeBytes(ReadOnlySpan<byte> bytes, List<int> ids);
+
+    /// <summary>The bytes the ids stand for.</summary>
+    byte[] DecodeBytes(IEnumerable<int> ids);
+}

@@ -51,8 +51,22 @@ public sealed class TextDataset : IDisposable
             Tokenize(path, files, tokenizer, options.ChunkChars, tokenPath, fingerprint);
             built = true;
         }
-        return new TextDataset(Path.GetFullPath(path), files, tokenizer, TokenFile.Open(tokenPath), options.TrainFraction, built);
+        var contentHash = ContentHash(path, tokenPath, built);
+        return new TextDataset(Path.GetFullPath(path), files, tokenizer, TokenFile.Open(tokenPath), options.TrainFraction, built) { ContentSha256 = contentHash };
     }
+
+    /// <summary>The corpus's <see cref="CorpusFiles.ContentSha256"/>, kept beside the token file so a cached open does not reread the corpus.</summary>
+    static string ContentHash(string path, string tokenPath, bool built)
+    {
+        var side = tokenPath + ".sha256";
+        if (!built && File.Exists(side) && File.ReadAllText(side).Trim() is { Length: 64 } cached && cached.All(char.IsAsciiHexDigitLower)) return cached;
+        var hash = CorpusFiles.ContentSha256(path);
+        File.WriteAllText(side, hash);
+        return hash;
+    }
+
+    /// <summary>SHA-256 of the corpus content (see <see cref="CorpusFiles.ContentSha256"/>): identifies it wherever it lies.</summary>
+    public string ContentSha256 { get; private init; } = "";
 
     public string SourcePath { get; }
     public IReadOnlyList<string> Files { get; }
@@ -137,6 +151,25 @@ public sealed class TextDataset : IDisposable
     {
         using var writer = new TokenFile.Writer(tokenPath, tokenizer.VocabSize, fingerprint);
         var ids = new List<int>(chunkChars);   // reused: per-chunk garbage would let the GC heap grow with the corpus rate
+        if (tokenizer is IByteLevelTokenizer bytes)
+        {
+            // The file's own bytes, not decoded text: invalid UTF-8 and byte-order marks stay exactly as they are.
+            var buffer = new byte[chunkChars];
+            foreach (var file in files)
+            {
+                using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+                int read;
+                while ((read = stream.Read(buffer)) > 0)
+                {
+                    ids.Clear();
+                    bytes.EncodeBytes(buffer.AsSpan(0, read), ids);
+                    writer.Append(CollectionsMarshal.AsSpan(ids));
+                }
+            }
+            if (writer.Count == 0) throw Empty(source, files);
+            writer.Complete();
+            return;
+        }
         foreach (var file in files)
         {
             foreach (var chunk in TextChunker.Read(file, chunkChars))
@@ -167,7 +200,8 @@ public sealed class TextDataset : IDisposable
     /// <summary>Identifies the exact input of a token file: tokenizer definition plus each file's path, size and modification time.</summary>
     static byte[] Fingerprint(IReadOnlyList<string> files, ITokenizer tokenizer)
     {
-        var sb = new StringBuilder("tforge-tokens\n").Append(tokenizer.ToJson()).Append('\n');
+        // v2: byte-level tokenizers read raw bytes (v1 decoded UTF-8 first), so v1 token files are not reused.
+        var sb = new StringBuilder("tforge-tokens v2\n").Append(tokenizer.ToJson()).Append('\n');
         foreach (var f in files)
         {
             var info = new FileInfo(f);

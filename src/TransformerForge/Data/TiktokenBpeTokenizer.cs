@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Tokenizers;
 
@@ -40,18 +41,47 @@ public sealed class TiktokenBpeTokenizer : ITokenizer
     public string Kind { get; }
     public int VocabSize { get; }
 
+    /// <summary>
+    /// A run of more than this many characters of one kind (letters, digits, whitespace, other) is cut into pieces of
+    /// this length before encoding. Pre-tokenization makes such a run one piece, and both the pre-tokenizer's regular
+    /// expression and byte-pair merging are superlinear in a piece's length (5 MB of text without spaces took 83 s
+    /// against 5 s for prose). No cl100k or o200k token is this long, so only runs this long can encode differently
+    /// from tiktoken, and only around the cuts.
+    /// </summary>
+    public const int MaxRun = 256;
+
     /// <summary>Special-token strings such as <c>&lt;|endoftext|&gt;</c> in the text encode to their special ids.</summary>
     public int[] Encode(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        return [.. _inner.EncodeToIds(text)];
+        var ids = new List<int>(text.Length / 3 + 1);
+        Encode(text, ids);
+        return [.. ids];
     }
 
     public void Encode(ReadOnlySpan<char> text, List<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        ids.AddRange(_inner.EncodeToIds(text));
+        int segment = 0, runStart = 0, i = 0;
+        var runKind = RunKind.None;
+        while (i < text.Length)
+        {
+            Rune.DecodeFromUtf16(text[i..], out var rune, out int length);
+            var kind = KindOf(rune);
+            if (kind != runKind) (runKind, runStart) = (kind, i);
+            else if (i - runStart >= MaxRun)
+            {
+                ids.AddRange(_inner.EncodeToIds(text[segment..i]));
+                segment = runStart = i;
+            }
+            i += length;
+        }
+        if (segment < text.Length) ids.AddRange(_inner.EncodeToIds(text[segment..]));
     }
+
+    enum RunKind { None, Letter, Number, Space, Other }
+
+    static RunKind KindOf(Rune r) => Rune.IsLetter(r) ? RunKind.Letter : Rune.IsNumber(r) ? RunKind.Number : Rune.IsWhiteSpace(r) ? RunKind.Space : RunKind.Other;
 
     public string Decode(IEnumerable<int> ids)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TransformerForge.IO;
 
 namespace TransformerForge.Data;
 
@@ -35,7 +36,7 @@ public static class TokenizerFile
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(File.ReadAllText(file));
+            node = StrictJson.ParseNode(File.ReadAllBytes(file));
         }
         catch (JsonException e)
         {

@@ -41,6 +41,7 @@ public static class Autoregressive
         {
             for (int step = 0; step < maxNewTokens; step++)
             {
+                Runtime.ThreadPolicy.Adjust();
                 using var scope = NewDisposeScope();
                 Tensor logits;
                 if (state is not null && tokens.shape[1] <= model.MaxSeqLen)

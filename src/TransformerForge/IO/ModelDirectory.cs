@@ -47,12 +47,32 @@ public static class ModelDirectory
         if (old is not null) Directory.Delete(old, recursive: true);
     }
 
-    public static (ModelConfig Config, torch.nn.Module Model) Load(string directory) => Load(directory, ModelFactory.Create);
+    public static (ModelConfig Config, torch.nn.Module Model) Load(string directory)
+    {
+        var (config, model, _) = Load(directory, ModelFactory.Create, WeightDTypePolicy.Exact);
+        return (config, model);
+    }
 
     /// <summary>A saved token language model; any other model type is a <see cref="ConfigException"/> naming <c>type</c>.</summary>
-    public static (ModelConfig Config, LanguageModel Model) LoadLanguageModel(string directory) => Load(directory, ModelFactory.CreateLanguageModel);
+    public static (ModelConfig Config, LanguageModel Model) LoadLanguageModel(string directory)
+    {
+        var (config, model, _) = Load(directory, ModelFactory.CreateLanguageModel, WeightDTypePolicy.Exact);
+        return (config, model);
+    }
 
-    static (ModelConfig Config, T Model) Load<T>(string directory, Func<ModelConfig, T> create) where T : torch.nn.Module
+    /// <summary>
+    /// Loads a model directory with a chosen weight dtype policy, and what loading the weights reported (e.g. the
+    /// tensors widened from F16/BF16). The configuration is validated and the model's size checked against the memory
+    /// available before anything is allocated.
+    /// </summary>
+    public static LoadedModel Open(string directory, WeightDTypePolicy policy = WeightDTypePolicy.Exact)
+    {
+        var (config, model, report) = Load(directory, ModelFactory.Create, policy);
+        return new LoadedModel(config, model, report);
+    }
+
+    static (ModelConfig Config, T Model, StateDictLoadReport Report) Load<T>(string directory, Func<ModelConfig, T> create, WeightDTypePolicy policy)
+        where T : torch.nn.Module
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"model directory '{directory}' does not exist");
         var configPath = Path.Combine(directory, ConfigFile);
@@ -63,13 +83,15 @@ public static class ModelDirectory
         var model = create(config);
         try
         {
-            StateDict.Load(model, weightsPath);
+            return (config, model, StateDict.Load(model, weightsPath, policy));
         }
         catch
         {
             model.Dispose();
             throw;
         }
-        return (config, model);
     }
 }
+
+/// <summary>A model read from a directory, with what loading its weights reported.</summary>
+public sealed record LoadedModel(ModelConfig Config, torch.nn.Module Model, StateDictLoadReport Report);

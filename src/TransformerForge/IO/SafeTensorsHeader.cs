@@ -63,15 +63,28 @@ internal sealed class SafeTensorsHeader
         // JsonDocument checks UTF-8 only when a string is read, which would surface later as a non-format exception.
         if (!Utf8.IsValid(json.Span))
             throw SafeTensorsErrors.Invalid(source, "header is not valid UTF-8");
+        // The format: "The header data MUST begin with a { character" (leading spaces are how a polyglot file hides).
+        if (json.Length == 0 || json.Span[0] != (byte)'{')
+            throw SafeTensorsErrors.Invalid(source, json.Length == 0 ? "header is empty (not valid JSON)"
+                : $"header must begin with '{{', but it begins with byte 0x{json.Span[0]:X2}");
 
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 });
+            // Strict: duplicate keys (top level or inside an entry), lone-surrogate escapes and out-of-range numbers are errors.
+            doc = StrictJson.Parse(json);
         }
-        catch (JsonException e)
+        catch (StrictJsonException e)
         {
-            throw SafeTensorsErrors.Invalid(source, $"header is not valid JSON: {e.Message}");
+            throw SafeTensorsErrors.Invalid(source, e switch
+            {
+                { Error: StrictJsonError.DuplicateKey, Key: "" } when e.DuplicateKey == MetadataKey => $"header contains '{MetadataKey}' more than once",
+                { Error: StrictJsonError.DuplicateKey, Key: "" } => $"duplicate tensor name '{StrictJson.Printable(e.DuplicateKey!)}' in header",
+                { Error: StrictJsonError.DuplicateKey } when e.Key == MetadataKey => $"'{MetadataKey}' contains key '{StrictJson.Printable(e.DuplicateKey!)}' more than once",
+                { Error: StrictJsonError.DuplicateKey } => $"tensor '{e.Key}' has the field '{StrictJson.Printable(e.DuplicateKey!)}' more than once",
+                { Error: StrictJsonError.Syntax } => $"header is not valid JSON: {e.Message}",
+                _ => $"header is not valid: {e.Message}",
+            });
         }
 
         using (doc)
@@ -176,11 +189,29 @@ internal sealed class SafeTensorsHeader
             throw SafeTensorsErrors.Invalid(source,
                 $"tensor '{name}': shape {SafeTensor.FormatShape(shape)} of {dtypeName} overflows a 64-bit byte count");
         }
+        // An empty tensor has no bytes, but torch still lays out its strides as the product of the other dimensions:
+        // [0, 2^62, 2^62] holds nothing yet overflows them. The reference reader accepts it; nothing can use it.
+        if (!StridesFit(shape, dtype.ElementSize()))
+            throw SafeTensorsErrors.Invalid(source,
+                $"tensor '{name}': shape {SafeTensor.FormatShape(shape)} of {dtypeName} overflows 64-bit strides (the product of its non-zero dimensions is too large)");
         if (bytes != end - begin)
             throw SafeTensorsErrors.Invalid(source,
                 $"tensor '{name}': shape {SafeTensor.FormatShape(shape)} of {dtypeName} needs {bytes} bytes, but data_offsets [{begin}, {end}] span {end - begin}");
 
         return new SafeTensorsHeaderEntry(name, dtype, shape, begin, end);
+    }
+
+    /// <summary>Whether the strides of a contiguous tensor of this shape, in bytes, fit a signed 64-bit integer.</summary>
+    internal static bool StridesFit(IEnumerable<long> shape, int elementSize)
+    {
+        long span = elementSize;
+        foreach (var d in shape)
+        {
+            if (d < 0) return false;
+            try { span = checked(span * Math.Max(d, 1)); }
+            catch (OverflowException) { return false; }
+        }
+        return true;
     }
 
     static long ReadOffset(JsonElement element, string name, string source)

@@ -35,12 +35,17 @@ public static class SafeTensorsTorch
     {
         ArgumentNullException.ThrowIfNull(entry);
         CheckLittleEndian();
+        // Sizes are checked before libtorch allocates anything: a hand-made entry may claim any shape.
+        long expected;
+        try { expected = checked(entry.ElementCount * entry.DType.ElementSize()); }
+        catch (OverflowException) { throw new ArgumentException($"Tensor '{entry.Name}': shape {entry.ShapeText} overflows a 64-bit byte count.", nameof(entry)); }
+        if (entry.Shape.Any(d => d < 0) || !SafeTensorsHeader.StridesFit(entry.Shape, entry.DType.ElementSize()))
+            throw new ArgumentException($"Tensor '{entry.Name}': shape {entry.ShapeText} is negative or overflows 64-bit strides.", nameof(entry));
+        if (entry.Data.Length != expected)
+            throw new ArgumentException($"Tensor '{entry.Name}': shape {entry.ShapeText} of {entry.DType.ToHeaderName()} needs {expected} bytes, but has {entry.Data.Length}.", nameof(entry));
         var tensor = empty(entry.Shape, dtype: ToScalarType(entry.DType), device: CPU);
         try
         {
-            long expected = tensor.NumberOfElements * tensor.ElementSize;
-            if (entry.Data.Length != expected)
-                throw new ArgumentException($"Tensor '{entry.Name}': shape {entry.ShapeText} of {entry.DType.ToHeaderName()} needs {expected} bytes, but has {entry.Data.Length}.", nameof(entry));
             // bytes is a span over the tensor's own memory: one copy, straight from the file's bytes.
             if (expected != 0) entry.Data.Span.CopyTo(tensor.bytes);
         }

@@ -158,9 +158,10 @@ public sealed class Attention : Block
             qInput = qInput + pia.Forward(n, cached + keys - n, x.dtype);
             kInput = kInput + pia.Forward(keys, cached, x.dtype);
         }
-        var q = _toQ.forward(qInput);
-        var k = _toK.forward(kInput);
-        var v = _toV.forward(kvInput);
+        // Queries, keys and values from the same input: one matmul against the three weights side by side.
+        var (q, k, v) = ReferenceEquals(qInput, kvInput) && ReferenceEquals(kInput, kvInput)
+            ? ProjectFused(x, cache)
+            : (_toQ.forward(qInput), _toK.forward(kInput), _toV.forward(kvInput));
         if (_qConv is not null)
         {
             q = DConv(_qConv, q, cache, CacheHistory.QueryConv);
@@ -168,6 +169,27 @@ public sealed class Attention : Block
             v = DConv(_vConv!, v, cache, CacheHistory.ValueConv);
         }
         return (SplitQ(q), SplitK(k), SplitHeads(v));
+    }
+
+    /// <summary>
+    /// q, k and v of one input by a single matmul against [W_q; W_k; W_v] (one kernel instead of three, and a larger,
+    /// more efficient one), split along the features. The parameters stay x-transformers' to_q / to_k / to_v; the
+    /// stacked weight is built per call while training (autograd splits its gradient back), and once per decoding run
+    /// (kept in the layer's cache) when generating, since the weights do not change then.
+    /// </summary>
+    (Tensor Q, Tensor K, Tensor V) ProjectFused(Tensor x, LayerCache? cache)
+    {
+        long qk = _toQ.weight!.shape[0], vd = _toV.weight!.shape[0];
+        Tensor Stack()
+        {
+            var w = cat(new[] { _toQ.weight!, _toK.weight!, _toV.weight! }, 0);
+            return _toQ.bias is null ? w : cat(new[] { w, cat(new[] { _toQ.bias, _toK.bias!, _toV.bias! }, 0).unsqueeze(1) }, 1);
+        }
+        var stacked = cache is not null && !is_grad_enabled() ? cache.Derived("fused_qkv", Stack) : Stack();
+        var qkv = _toQ.bias is null
+            ? nn.functional.linear(x, stacked)
+            : nn.functional.linear(x, stacked.narrow(1, 0, x.shape[^1]), stacked.select(1, x.shape[^1]));
+        return (qkv.narrow(-1, 0, qk), qkv.narrow(-1, qk, qk), qkv.narrow(-1, 2 * qk, vd));
     }
 
     /// <summary>Cross-attention: queries from x; keys and values from the context, projected once per cache.</summary>

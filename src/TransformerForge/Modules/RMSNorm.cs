@@ -17,6 +17,12 @@ public sealed class RMSNorm : ForgeModule<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        // Mixed precision: the statistics and the division in float32, the result in the activations' dtype.
+        if (LowPrecision.IsLow(x.dtype))
+        {
+            using var scope = NewDisposeScope();
+            return forward(x.to_type(ScalarType.Float32)).to_type(x.dtype).MoveToOuterDisposeScope();
+        }
         using var norm = x.norm(-1, keepdim: true) * _scale;
         return x / norm.clamp_min(_eps) * get_parameter("g")!;
     }

@@ -26,8 +26,10 @@ public sealed class RotaryEmbedding : ForgeModule
     /// <summary>Rotates <paramref name="t"/> [b, h, n, l] by angles <paramref name="freqs"/> [1, 1, n, l] (already aligned to t's positions).</summary>
     public static Tensor Apply(Tensor t, Tensor freqs)
     {
-        freqs = freqs.to_type(t.dtype);
-        return t * freqs.cos() + RotateHalf(t) * freqs.sin();
+        // Low-precision activations (mixed precision) take cos and sin computed in the angles' float32: bfloat16
+        // cannot hold angles in the thousands. Otherwise the angles take the activations' precision first.
+        if (!LowPrecision.IsLow(t.dtype)) freqs = freqs.to_type(t.dtype);
+        return t * freqs.cos().to_type(t.dtype) + RotateHalf(t) * freqs.sin().to_type(t.dtype);
     }
 
     static Tensor RotateHalf(Tensor x)

@@ -49,7 +49,7 @@ public static class ParityRunner
         device ??= CPU;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(caseDir, "case.json")));
+            using var doc = StrictJson.ParseFile(Path.Combine(caseDir, "case.json"));
             var call = CaseKinds.Prepare(caseDir, doc.RootElement);
             var io = SafeTensorsTorch.Load(Path.Combine(caseDir, "io.safetensors"));
             try { return Compare(name, call, io, device); }

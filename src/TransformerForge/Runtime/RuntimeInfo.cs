@@ -26,5 +26,8 @@ public static class RuntimeInfo
     [DllImport("libc")]
     static extern IntPtr getenv(string name);
 
-    static string WaitPolicy() => Marshal.PtrToStringAnsi(getenv("OMP_WAIT_POLICY")) ?? "default (spinning)";
+    static string WaitPolicy() =>
+        (Marshal.PtrToStringAnsi(getenv("OMP_WAIT_POLICY")) is { } policy ? policy : "unset") +
+        (Marshal.PtrToStringAnsi(getenv("GOMP_SPINCOUNT")) is { } spin ? $", spin count {spin}" : "") +
+        (ThreadPolicy.IsAdaptive ? "; thread count adapts to the other processes' CPU use" : "; fixed thread count");
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Loader;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,7 +43,7 @@ public static class TorchRuntime
     /// <summary>Folder the libtorch libraries came from.</summary>
     public static string? LibTorchDir { get; private set; }
 
-    // A library module initializer is deliberate here: the resolver must be in place before TorchSharp's first P/Invoke.
+    // A library module initializer is deliberate here: the hooks must be in place before TorchSharp's first native call.
 #pragma warning disable CA2255
     [ModuleInitializer]
 #pragma warning restore CA2255
@@ -56,7 +57,20 @@ public static class TorchRuntime
         {
             // The application set its own resolver for TorchSharp; it then owns loading.
         }
+        // TorchSharp loads its shim itself (NativeLibrary.TryLoad by name, which no DllImport resolver sees) the first
+        // time any torch function runs. Where that fails (an old libstdc++), the runtime raises this event: load the
+        // CPU backend our way then. Lazy, so an application can still choose CUDA first with Initialize(Backend.Cuda).
+        AssemblyLoadContext.Default.ResolvingUnmanagedDll += (assembly, name) =>
+            name == "LibTorchSharp" && assembly == typeof(torch).Assembly ? Resolve(name, assembly, null) : IntPtr.Zero;
     }
+
+    /// <summary>
+    /// Makes sure this library's loader is attached to TorchSharp (its module initializer has run), so that an
+    /// application's first TorchSharp call — even <c>torch.manual_seed</c> before any TransformerForge type is used —
+    /// loads libtorch correctly. Costs nothing and loads nothing. Applications that reference the TransformerForge
+    /// package (or import <c>build/TransformerForge.targets</c>) get a call compiled in; others call it first thing.
+    /// </summary>
+    public static void Attach() { }
 
     static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path)
     {
@@ -85,7 +99,7 @@ public static class TorchRuntime
             if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
                 throw new TorchRuntimeException("TransformerForge's runtime loader supports linux-x64 only.");
 
-            PreferSleepingThreads();
+            ChooseWaitPolicy();
             if (backend == Backend.Cuda) LoadCuda(); else LoadCpu();
             _loaded = backend;
             // Let TorchSharp record the backend as loaded; its own probing resolves to what we loaded.
@@ -94,16 +108,22 @@ public static class TorchRuntime
     }
 
     /// <summary>
-    /// libtorch's OpenMP threads spin while they wait at a barrier. When another process wants the same cores (a test
-    /// run beside an editor, two jobs on a laptop) the spinning threads starve the working ones and small operations
-    /// get tens of times slower. Unless the user chose a policy, ask OpenMP to let waiting threads sleep; it reads the
-    /// setting once, when libtorch's libgomp is loaded, so this must run before that (and in the native environment,
-    /// which .NET's Environment.SetEnvironmentVariable does not change on Linux).
+    /// How libtorch's OpenMP threads wait at a barrier, unless the user chose (<c>OMP_WAIT_POLICY</c> or
+    /// <c>GOMP_SPINCOUNT</c>). libgomp's own default spins for 300,000 rounds (~3 ms): beside other busy processes the
+    /// spinning threads starve the working ones (measured: cached generation 10x slower than with a 10,000-round spin,
+    /// and that in turn 2.1x slower than sleeping at once, at load 25-40). So threads sleep at once
+    /// (<c>OMP_WAIT_POLICY=PASSIVE</c>), and <see cref="ThreadPolicy"/> uses fewer threads while other processes keep
+    /// the cores busy. On an idle machine a short spin (<c>GOMP_SPINCOUNT=10000</c>) saves the wake-up per operation;
+    /// it could not be measured idle here (docs/benchmarks.md), so it is the user's choice. libgomp reads the setting
+    /// once, when libtorch loads it, so this runs before that (and in the native environment, which .NET's
+    /// Environment.SetEnvironmentVariable does not change on Linux).
     /// </summary>
-    static void PreferSleepingThreads()
+    public const string DefaultWaitPolicy = "PASSIVE";
+
+    static void ChooseWaitPolicy()
     {
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null && Environment.GetEnvironmentVariable("GOMP_SPINCOUNT") is null)
-            setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+            setenv("OMP_WAIT_POLICY", DefaultWaitPolicy, 0);
     }
 
     [DllImport("libc", CharSet = CharSet.Ansi)]

@@ -80,5 +80,5 @@ public sealed record TrialRequest
     public string ToJsonString() => JsonSerializer.Serialize(this, StudyJson.Options);
 
     public static TrialRequest Parse(string json) =>
-        JsonSerializer.Deserialize<TrialRequest>(json, StudyJson.Options) ?? throw new InvalidDataException("empty trial request");
+        IO.StrictJson.Deserialize<TrialRequest>(json, StudyJson.Options);
 }

@@ -95,8 +95,7 @@ public sealed class ProcessTrialEvaluator(string fileName, IReadOnlyList<string>
         {
             try
             {
-                var result = System.Text.Json.JsonSerializer.Deserialize<TrialResult>(resultJson, StudyJson.Options);
-                if (result is not null) return result;
+                return IO.StrictJson.Deserialize<TrialResult>(resultJson, StudyJson.Options);
             }
             catch (System.Text.Json.JsonException e)
             {

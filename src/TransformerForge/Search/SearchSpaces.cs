@@ -26,7 +26,7 @@ public static class SearchSpaces
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(json, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            node = IO.StrictJson.ParseNode(json, lenient: true);
         }
         catch (JsonException e)
         {

@@ -16,15 +16,15 @@ public static class StudyJson
     };
 
     public static string Plan(TrialPlan plan) => JsonSerializer.Serialize(plan, Options);
-    public static TrialPlan Plan(string json) => JsonSerializer.Deserialize<TrialPlan>(json, Options) ?? throw new InvalidDataException("empty trial plan");
+    public static TrialPlan Plan(string json) => IO.StrictJson.Deserialize<TrialPlan>(json, Options);
 
     public static string Metrics(IReadOnlyDictionary<string, double> metrics) => JsonSerializer.Serialize(metrics, Options);
     public static IReadOnlyDictionary<string, double> Metrics(string? json) =>
-        string.IsNullOrEmpty(json) ? new Dictionary<string, double>() : JsonSerializer.Deserialize<Dictionary<string, double>>(json, Options)!;
+        string.IsNullOrEmpty(json) ? new Dictionary<string, double>() : IO.StrictJson.Deserialize<Dictionary<string, double>>(json, Options);
 
     public static string Intermediate(IReadOnlyList<IntermediateValue> values) => JsonSerializer.Serialize(values, Options);
     public static IReadOnlyList<IntermediateValue> Intermediate(string? json) =>
-        string.IsNullOrEmpty(json) ? [] : JsonSerializer.Deserialize<List<IntermediateValue>>(json, Options)!;
+        string.IsNullOrEmpty(json) ? [] : IO.StrictJson.Deserialize<List<IntermediateValue>>(json, Options);
 
-    public static JsonObject Object(string json) => JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException("expected a JSON object");
+    public static JsonObject Object(string json) => IO.StrictJson.ParseNode(json) as JsonObject ?? throw new InvalidDataException("expected a JSON object");
 }

@@ -22,7 +22,6 @@ public static class Checkpoint
     public const string OptimizerFile = "optimizer.safetensors";
     public const string RngFile = "rng.safetensors";
     public const string MetricsFile = "metrics.json";
-    const string TorchCpuRngKey = "torch_cpu";
 
     /// <summary>Files every complete checkpoint has.</summary>
     public static readonly string[] RequiredFiles =
@@ -31,10 +30,25 @@ public static class Checkpoint
     /// <summary>The checkpoint directory of a run directory.</summary>
     public static string InRun(string runDirectory) => Path.Combine(runDirectory, DirectoryName);
 
-    public static void Save(string directory, ModelConfig config, nn.Module model, AdamW optimizer, TrainerState state, ITrainingData data)
+    /// <param name="device">The device the run trains on: on CUDA the CUDA generator's state is saved too (see <see cref="TrainingRng"/>).</param>
+    public static void Save(string directory, ModelConfig config, nn.Module model, AdamW optimizer, TrainerState state, ITrainingData data,
+        Device? device = null)
     {
         var full = Path.GetFullPath(directory);
-        RemoveLeftovers(full);
+        try
+        {
+            RemoveLeftovers(full);
+            Write(full, config, model, optimizer, state, data, device);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not RunLockedException)
+        {
+            // A full disk or a permission problem: the temporary directory is gone and the previous checkpoint untouched.
+            throw new IOException($"could not write the checkpoint '{full}': {e.Message.TrimEnd('.')}; the previous checkpoint (if any) is left as it was", e);
+        }
+    }
+
+    static void Write(string full, ModelConfig config, nn.Module model, AdamW optimizer, TrainerState state, ITrainingData data, Device? device)
+    {
         ModelDirectory.Save(full, config, model, tmp =>
         {
             data.Spec.Save(tmp);
@@ -42,8 +56,9 @@ public static class Checkpoint
             var optimizerState = optimizer.StateTensors();
             try { SafeTensorsTorch.Save(Path.Combine(tmp, OptimizerFile), optimizerState); }
             finally { foreach (var t in optimizerState.Values) t.Dispose(); }
-            using (var rng = torch.random.get_rng_state())
-                SafeTensorsTorch.Save(Path.Combine(tmp, RngFile), new Dictionary<string, Tensor> { [TorchCpuRngKey] = rng });
+            var rng = TrainingRng.Capture(device ?? CPU, state.Options.Seed, state.Step);
+            try { SafeTensorsTorch.Save(Path.Combine(tmp, RngFile), rng); }
+            finally { foreach (var t in rng.Values) t.Dispose(); }
             if (state.LastEvaluation is { } eval)
                 File.WriteAllText(Path.Combine(tmp, MetricsFile), System.Text.Json.JsonSerializer.Serialize(eval, TrainingDataSpec.Json));
             // Written last: a directory with trainer_state.json has everything before it.
@@ -112,6 +127,59 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>
+    /// Reads everything a resume restores — trainer state, data description, optimizer state and RNG state — and checks
+    /// the parts against each other before any of it is used: the optimizer's step counts against the trainer's step,
+    /// the generator states' sizes, the schedule against the options. The caller disposes the result.
+    /// </summary>
+    public static CheckpointContents Read(string directory)
+    {
+        var state = TrainerState.Load(directory);
+        var data = TrainingDataSpec.Load(directory);
+        var optimizerPath = Path.Combine(directory, OptimizerFile);
+        var rngPath = Path.Combine(directory, RngFile);
+        var optimizer = SafeTensorsTorch.Load(optimizerPath);
+        Dictionary<string, Tensor>? rng = null;
+        try
+        {
+            // fp16 skips the optimizer on overflowing steps (the loss scaler's state is saved then): only an upper bound.
+            CheckOptimizerSteps(optimizer, state.Step, optimizerPath, everyStepApplied: state.LossScale is null);
+            rng = SafeTensorsTorch.Load(rngPath);
+            TrainingRng.Check(rng, rngPath);
+            return new CheckpointContents(directory, state, data, optimizer, rng);
+        }
+        catch
+        {
+            foreach (var t in optimizer.Values) t.Dispose();
+            if (rng is not null) foreach (var t in rng.Values) t.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Each parameter's AdamW step count is an int64 scalar between 0 and the trainer's step, and the largest equals it
+    /// when every step applies the optimizer (it updates at least one parameter): a checkpoint whose parts come from
+    /// different steps is refused.
+    /// </summary>
+    static void CheckOptimizerSteps(IReadOnlyDictionary<string, Tensor> optimizer, int step, string source, bool everyStepApplied)
+    {
+        long max = 0;
+        bool any = false;
+        foreach (var (name, t) in optimizer)
+        {
+            if (!name.EndsWith(".step", StringComparison.Ordinal)) continue;
+            if (t.dtype != ScalarType.Int64 || t.NumberOfElements != 1)
+                throw new InvalidDataException($"{source}: '{name}' must be an int64 scalar, but it is {t.dtype} [{string.Join(", ", t.shape)}]");
+            long v = t.item<long>();
+            if (v < 0 || v > step)
+                throw new InvalidDataException($"{source}: '{name}' is {v}, but the checkpoint is at step {step} ({TrainerState.FileName})");
+            max = Math.Max(max, v);
+            any = true;
+        }
+        if (any && everyStepApplied && max != step)
+            throw new InvalidDataException($"{source}: the optimizer state is at step {max}, but {TrainerState.FileName} says step {step}; the checkpoint's parts do not belong together");
+    }
+
     /// <summary>Loads the optimizer state of <paramref name="directory"/> into <paramref name="optimizer"/>.</summary>
     public static void LoadOptimizer(string directory, AdamW optimizer)
     {
@@ -121,17 +189,33 @@ public static class Checkpoint
         finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
 
-    /// <summary>Sets the global torch RNG to the state saved in <paramref name="directory"/>.</summary>
-    public static void RestoreRng(string directory)
+    /// <summary>Sets the torch generators to the state saved in <paramref name="directory"/> (checked first).</summary>
+    public static void RestoreRng(string directory, Device? device = null)
     {
         var path = Path.Combine(directory, RngFile);
         var tensors = SafeTensorsTorch.Load(path);
         try
         {
-            if (!tensors.TryGetValue(TorchCpuRngKey, out var state) || state.dtype != ScalarType.Byte)
-                throw new InvalidDataException($"{path} has no uint8 '{TorchCpuRngKey}' generator state");
-            torch.random.set_rng_state(state);
+            TrainingRng.Check(tensors, path);
+            TrainingRng.Restore(tensors, device ?? CPU);
         }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
+    }
+}
+
+/// <summary>A checkpoint's parts, read and checked against each other (<see cref="Checkpoint.Read"/>).</summary>
+public sealed class CheckpointContents(string directory, TrainerState state, TrainingDataSpec data,
+    Dictionary<string, Tensor> optimizer, Dictionary<string, Tensor> rng) : IDisposable
+{
+    public string Directory { get; } = directory;
+    public TrainerState State { get; } = state;
+    public TrainingDataSpec Data { get; } = data;
+    public IReadOnlyDictionary<string, Tensor> Optimizer { get; } = optimizer;
+    public IReadOnlyDictionary<string, Tensor> Rng { get; } = rng;
+
+    public void Dispose()
+    {
+        foreach (var t in optimizer.Values) t.Dispose();
+        foreach (var t in rng.Values) t.Dispose();
     }
 }

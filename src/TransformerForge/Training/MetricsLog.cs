@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 
+using TransformerForge.IO;
+
 namespace TransformerForge.Training;
 
 /// <summary>
@@ -75,7 +77,7 @@ public sealed class MetricsLog : IDisposable
         {
             try
             {
-                if (JsonNode.Parse(line) is JsonObject o) result.Add(o);
+                if (StrictJson.ParseNode(System.Text.Encoding.UTF8.GetBytes(line)) is JsonObject o) result.Add(o);
             }
             catch (System.Text.Json.JsonException) { }
         }
@@ -86,7 +88,7 @@ public sealed class MetricsLog : IDisposable
     {
         try
         {
-            return JsonNode.Parse(line)?["step"]?.GetValue<int>();
+            return StrictJson.ParseNode(System.Text.Encoding.UTF8.GetBytes(line))?["step"]?.GetValue<int>();
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException)
         {

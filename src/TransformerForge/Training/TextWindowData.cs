@@ -26,7 +26,7 @@ public sealed class TextWindowData : ITrainingData
                 $"and a window needs seq_len + 1; use a shorter --seq-len or a larger corpus");
         _dataset = dataset;
         InputLength = seqLen;
-        Spec = spec ?? TrainingDataSpec.ForText(dataset.SourcePath, dataset.Tokenizer.Kind, seqLen);
+        Spec = spec ?? TrainingDataSpec.ForText(dataset.SourcePath, dataset.Tokenizer.Kind, seqLen, dataset.ContentSha256);
     }
 
     /// <summary>Opens (tokenizing if needed) the corpus at <paramref name="path"/>.</summary>

@@ -38,6 +38,8 @@ public sealed record TrainOptions
     public int LogEvery { get; init; } = 10;
     /// <summary>Write a checkpoint every this many steps (and at the end); 0 only at the end.</summary>
     public int CheckpointEvery { get; init; } = 500;
+    /// <summary>Also write one once this many seconds have passed since the last (0 = off): a long run keeps recent progress whatever its step rate.</summary>
+    public double CheckpointEverySeconds { get; init; } = 600;
     /// <summary>Stop once held-out exact match reaches this fraction (synthetic tasks only); null never stops early.</summary>
     public double? TargetExactMatch { get; init; }
     public int Seed { get; init; } = 1234;
@@ -45,6 +47,15 @@ public sealed record TrainOptions
     public string Device { get; init; } = "cpu";
     /// <summary>Run directory: metrics.jsonl and the checkpoint/ folder. Null keeps nothing on disk.</summary>
     public string? OutDir { get; init; }
+    /// <summary>
+    /// fp32, or mixed precision: bf16 or fp16 matmuls and attention over float32 master weights and optimizer state
+    /// (fp16 with dynamic loss scaling). See <see cref="MixedPrecision"/>.
+    /// </summary>
+    public string Precision { get; init; } = Training.Precision.Fp32;
+    /// <summary>fp16: the loss scale to start from (halved on every overflow, doubled after 2000 clean steps).</summary>
+    public double InitialLossScale { get; init; } = LossScaler.DefaultInitialScale;
+    /// <summary>AdamW over flat parameter, gradient and moment buffers (see <see cref="AdamW"/>); false: one set of operations per tensor.</summary>
+    public bool FlatOptimizer { get; init; } = true;
 
     /// <summary>Sequences per optimizer step.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -74,7 +85,11 @@ public sealed record TrainOptions
         Check(SampleLength > 0, "sample_length", $"must be a positive integer, got {SampleLength}");
         Check(LogEvery > 0, "log_every", $"must be a positive integer, got {LogEvery}");
         Check(CheckpointEvery >= 0, "checkpoint_every", $"must not be negative, got {CheckpointEvery}");
+        Check(CheckpointEverySeconds >= 0 && double.IsFinite(CheckpointEverySeconds), "checkpoint_every_seconds", $"must not be negative, got {CheckpointEverySeconds}");
         Check(TargetExactMatch is null or (> 0 and <= 1), "target_exact_match", $"must be in (0, 1], got {TargetExactMatch}");
         Check(!string.IsNullOrWhiteSpace(Device), "device", "must be cpu, cuda or cuda:N");
+        Check(Training.Precision.Names.Contains(Precision), "precision", $"must be one of {string.Join(", ", Training.Precision.Names)}, got '{Precision}'");
+        Check(InitialLossScale > 0 && double.IsFinite(InitialLossScale), "initial_loss_scale", $"must be a positive number, got {InitialLossScale}");
+        Check(FlatOptimizer || Precision == Training.Precision.Fp32, "precision", $"{Precision} needs the flat optimizer (flat_optimizer: true)");
     }
 }

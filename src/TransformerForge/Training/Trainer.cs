@@ -22,6 +22,9 @@ public sealed class Trainer : IDisposable
     readonly AdamW _optimizer;
     readonly SamplingOptions _sampling;
     readonly bool _ownsModel;
+    readonly MixedPrecision? _mixed;
+    LossScaler? _scaler;
+    readonly List<(StepReport Report, Tensor Values)> _pending = new();
     double _elapsedBefore;
     long _tokensSeen;
 
@@ -30,7 +33,8 @@ public sealed class Trainer : IDisposable
     public Trainer(LanguageModel model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling = null)
         : this(model, config, data, options, sampling, ownsModel: false) { }
 
-    Trainer(LanguageModel model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling, bool ownsModel)
+    Trainer(LanguageModel model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling, bool ownsModel,
+        LearningRateSchedule? schedule = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(config);
@@ -43,8 +47,16 @@ public sealed class Trainer : IDisposable
         _data = data;
         Options = options;
         Device = TorchRuntime.SelectDevice(options.Device);
-        Schedule = LearningRateSchedule.From(options);
-        _optimizer = new AdamW(ParameterGroups.Split(model, options.WeightDecay), options.Beta1, options.Beta2, options.Epsilon);
+        Schedule = schedule ?? LearningRateSchedule.From(options);
+        _optimizer = new AdamW(ParameterGroups.Split(model, options.WeightDecay), options.Beta1, options.Beta2, options.Epsilon,
+            flat: options.FlatOptimizer);
+        var dtype = Training.Precision.DType(options.Precision);
+        if (dtype != ScalarType.Float32)
+        {
+            try { _mixed = new MixedPrecision(config, _optimizer, dtype, Device); }
+            catch { _optimizer.Dispose(); throw; }
+        }
+        if (dtype == ScalarType.Float16) _scaler = new LossScaler(options.InitialLossScale);
         _sampling = sampling ?? data.DefaultSampling(options.Seed);
         if (_sampling.Seed is null && !_sampling.Greedy)
             throw new ArgumentException("sampling options for a run's samples need a Seed: unseeded sampling advances the global torch RNG, and a resumed run would diverge");
@@ -58,6 +70,7 @@ public sealed class Trainer : IDisposable
         options.Validate();
         CheckCausal(config);
         var device = TorchRuntime.SelectDevice(options.Device);
+        CheckMemory(config, data, options, device);
         torch.random.manual_seed(options.Seed);
         var model = ModelFactory.CreateLanguageModel(config);
         try
@@ -74,28 +87,37 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// Continues the run saved at <paramref name="checkpoint"/> (a checkpoint or run directory): weights, optimizer
-    /// state, step and torch RNG. With the checkpoint's own options (see <see cref="TrainerState.Options"/>) the
-    /// remaining steps are those an uninterrupted run takes; <see cref="TrainOptions.Steps"/> may be raised to train longer.
+    /// state, step, learning-rate schedule and torch RNG. The checkpoint's parts are checked against each other, and
+    /// <paramref name="options"/> and <paramref name="data"/> against the checkpoint (see <see cref="ResumeRules"/>:
+    /// a change of seed, batch, optimizer, schedule or data is refused), before anything is restored; the remaining
+    /// steps are then exactly those an uninterrupted run takes. <see cref="TrainOptions.Steps"/> may change.
     /// </summary>
     public static Trainer Resume(string checkpoint, ITrainingData data, TrainOptions options, SamplingOptions? sampling = null)
     {
+        ArgumentNullException.ThrowIfNull(data);
         options.Validate();
         var dir = Checkpoint.Resolve(checkpoint);
-        var state = TrainerState.Load(dir);
-        if (state.Step > options.Steps)
-            throw new ArgumentException($"the checkpoint in '{dir}' is at step {state.Step}, past the {options.Steps} steps asked for; ask for more steps");
-        var (config, model) = ModelDirectory.LoadLanguageModel(dir);
+        using var saved = Checkpoint.Read(dir);
+        ResumeRules.Check(dir, saved.State, saved.Data, options, data.Spec);
+        var device = TorchRuntime.SelectDevice(options.Device);
+        var config = ModelConfig.Load(Path.Combine(dir, ModelDirectory.ConfigFile));
+        CheckCausal(config);
+        CheckMemory(config, data, options, device);
+
+        var (_, model) = ModelDirectory.LoadLanguageModel(dir);
         try
         {
-            CheckCausal(config);
-            model.to(TorchRuntime.SelectDevice(options.Device));
-            var trainer = new Trainer(model, config, data, options, sampling, ownsModel: true);
-            Checkpoint.LoadOptimizer(dir, trainer._optimizer);
-            Checkpoint.RestoreRng(dir);
-            trainer.Step = state.Step;
-            trainer._elapsedBefore = state.ElapsedSeconds;
-            trainer._tokensSeen = state.TokensSeen;
-            trainer.LastEvaluation = state.LastEvaluation;
+            model.to(device);
+            var trainer = new Trainer(model, config, data, options, sampling, ownsModel: true, saved.State.EffectiveSchedule);
+            trainer._optimizer.LoadState(saved.Optimizer, Path.Combine(dir, Checkpoint.OptimizerFile));
+            trainer._mixed?.RefreshWeights();
+            if (trainer._scaler is not null && saved.State.LossScale is { } scale)
+                trainer._scaler = new LossScaler(scale, saved.State.LossScaleGoodSteps);
+            TrainingRng.Restore(saved.Rng, device);
+            trainer.Step = saved.State.Step;
+            trainer._elapsedBefore = saved.State.ElapsedSeconds;
+            trainer._tokensSeen = saved.State.TokensSeen;
+            trainer.LastEvaluation = saved.State.LastEvaluation;
             return trainer;
         }
         catch
@@ -104,6 +126,11 @@ public sealed class Trainer : IDisposable
             throw;
         }
     }
+
+    /// <summary>Refuses a run whose estimated memory (parameters, gradients, AdamW state, one micro-batch's activations) exceeds the device's.</summary>
+    static void CheckMemory(ModelConfig config, ITrainingData data, TrainOptions options, Device device) =>
+        MemoryGuard.EnsureFits(ModelSize.ForTraining(config, options.BatchSize, data.InputLength), device,
+            $"training with batch {options.BatchSize} × {data.InputLength} tokens");
 
     static void CheckCausal(ModelConfig config)
     {
@@ -117,6 +144,10 @@ public sealed class Trainer : IDisposable
     public Device Device { get; }
     public LearningRateSchedule Schedule { get; }
     public AdamW Optimizer => _optimizer;
+    /// <summary>Mixed precision: the low-precision working copy that runs forward and backward (null in fp32).</summary>
+    public MixedPrecision? MixedPrecision => _mixed;
+    /// <summary>fp16: the dynamic loss scaler (null otherwise).</summary>
+    public LossScaler? LossScaler => _scaler;
     public long ParameterCount { get; }
     /// <summary>Completed optimizer steps.</summary>
     public int Step { get; private set; }
@@ -134,12 +165,15 @@ public sealed class Trainer : IDisposable
     {
         observer ??= new NullObserver();
         var o = Options;
+        // One process per run directory: a second run there would interleave checkpoints and metrics.
+        using var runLock = o.OutDir is null ? null : RunLock.Acquire(o.OutDir);
         using var metrics = o.OutDir is null ? null : MetricsLog.Open(o.OutDir, Step > 0 ? Step : null);
         observer.OnStart(new TrainingStart(Step, o.Steps, ParameterCount, _data.Description, Device.ToString(), o.OutDir));
 
         int until = Math.Min(stopAfter ?? o.Steps, o.Steps);
         int sessionStart = Step;
         var session = Stopwatch.StartNew();
+        var sinceCheckpoint = Stopwatch.StartNew();
         double computeSeconds = 0, logSeconds = 0;
         long logTokens = 0;
         var reason = StopReason.Completed;
@@ -153,7 +187,7 @@ public sealed class Trainer : IDisposable
                 break;
             }
             var started = Stopwatch.GetTimestamp();
-            var (loss, lr, gradNorm) = TrainStep();
+            var (values, lr) = TrainStep(null);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
             computeSeconds += seconds;
             logSeconds += seconds;
@@ -163,17 +197,21 @@ public sealed class Trainer : IDisposable
             bool last = Step == o.Steps;
             bool isLog = Step % o.LogEvery == 0 || last || Step == until;
             var eta = TimeSpan.FromSeconds(session.Elapsed.TotalSeconds / (Step - sessionStart) * (until - Step));
-            var report = new StepReport(Step, o.Steps, loss, lr, gradNorm, logTokens / Math.Max(logSeconds, 1e-9),
-                TimeSpan.FromSeconds(_elapsedBefore) + session.Elapsed, eta, isLog);
-            observer.OnStep(report);
+            // Loss and gradient norm are read from the device only when reports are delivered (see StepReport).
+            var report = new StepReport(Step, o.Steps, double.NaN, lr, double.NaN, logTokens / Math.Max(logSeconds, 1e-9),
+                TimeSpan.FromSeconds(_elapsedBefore) + session.Elapsed, eta, isLog, _scaler?.Scale);
+            _pending.Add((report, values));
             if (isLog)
             {
-                metrics?.Write(report);
                 logTokens = 0;
                 logSeconds = 0;
             }
+            bool evaluate = (o.EvalEvery > 0 && Step % o.EvalEvery == 0) || last;
+            bool sample = o.SampleEvery > 0 && o.SampleCount > 0 && (Step % o.SampleEvery == 0 || last);
+            bool checkpoint = o.OutDir is not null && o.CheckpointEvery > 0 && Step % o.CheckpointEvery == 0;
+            if (isLog || evaluate || sample || checkpoint) Deliver(observer, metrics);
 
-            if ((o.EvalEvery > 0 && Step % o.EvalEvery == 0) || last)
+            if (evaluate)
             {
                 var eval = Evaluate();
                 metrics?.Write(eval);
@@ -183,9 +221,15 @@ public sealed class Trainer : IDisposable
             if (o.SampleEvery > 0 && o.SampleCount > 0 && (Step % o.SampleEvery == 0 || last || reason == StopReason.TargetReached))
                 observer.OnSamples(Step, Samples(o.SampleCount));
             if (reason == StopReason.TargetReached) break;
-            if (o.OutDir is not null && o.CheckpointEvery > 0 && Step % o.CheckpointEvery == 0 && Step < until)
+            bool stepDue = o.CheckpointEvery > 0 && Step % o.CheckpointEvery == 0;
+            bool timeDue = o.CheckpointEverySeconds > 0 && sinceCheckpoint.Elapsed.TotalSeconds >= o.CheckpointEverySeconds;
+            if (o.OutDir is not null && (stepDue || timeDue) && Step < until)
+            {
                 observer.OnCheckpoint(Step, SaveCheckpoint(session.Elapsed));
+                sinceCheckpoint.Restart();
+            }
         }
+        Deliver(observer, metrics);
         if (reason == StopReason.Completed && Step < o.Steps) reason = StopReason.StopRequested;
 
         string? path = null;
@@ -199,29 +243,119 @@ public sealed class Trainer : IDisposable
         return new TrainingResult(Step, reason, LastEvaluation, TimeSpan.FromSeconds(_elapsedBefore), tokensPerSecond, path);
     }
 
-    (double Loss, double Lr, double GradNorm) TrainStep()
+    /// <summary>
+    /// Hands the steps taken since the last delivery to the observer and metrics.jsonl, reading their losses and
+    /// gradient norms from the device in one go; stops the run at the first that is not finite.
+    /// </summary>
+    void Deliver(ITrainingObserver observer, MetricsLog? metrics)
     {
+        if (_pending.Count == 0) return;
+        double[] values;
+        using (var scope = NewDisposeScope())
+            values = stack(_pending.Select(p => p.Values)).to(ScalarType.Float64).cpu().data<double>().ToArray();
+        var pending = _pending.ToList();
+        foreach (var (_, t) in pending) t.Dispose();
+        _pending.Clear();
+        for (int i = 0; i < pending.Count; i++)
+        {
+            var report = pending[i].Report with { Loss = values[2 * i], GradNorm = values[2 * i + 1] };
+            if (!double.IsFinite(report.Loss)) throw new NonFiniteLossException(report.Step, "loss", report.Loss);
+            // fp16: overflowing gradients are the loss scaler's business (the step was skipped), not an error.
+            if (!double.IsFinite(report.GradNorm) && _scaler is null) throw new NonFiniteLossException(report.Step, "gradient norm", report.GradNorm);
+            observer.OnStep(report);
+            if (report.IsLogStep) metrics?.Write(report);
+        }
+    }
+
+    /// <summary>Seconds of one step's phases, measured with the device synchronised between them.</summary>
+    public sealed record StepTiming(double Forward, double Backward, double Optimizer, double Loss)
+    {
+        public double Total => Forward + Backward + Optimizer;
+    }
+
+    /// <summary>
+    /// One training step as <see cref="Run"/> takes it, timed phase by phase (forward with the loss, backward,
+    /// optimizer with clipping and, in mixed precision, the gradient and weight copies). Waits for the device between
+    /// phases, so it is for benchmarks; throws <see cref="NonFiniteLossException"/> as <see cref="Run"/> would.
+    /// </summary>
+    public StepTiming TimedStep()
+    {
+        _model.train();
+        _mixed?.Module.train();
+        var clock = new PhaseClock(Device);
+        var (values, _) = TrainStep(clock);
+        using (values)
+        {
+            var read = values.to(ScalarType.Float64).cpu().data<double>().ToArray();
+            if (!double.IsFinite(read[0])) throw new NonFiniteLossException(Step, "loss", read[0]);
+            if (!double.IsFinite(read[1]) && _scaler is null) throw new NonFiniteLossException(Step, "gradient norm", read[1]);
+            return new StepTiming(clock.Forward, clock.Backward, clock.Optimizer, read[0]);
+        }
+    }
+
+    /// <summary>Accumulates the seconds of each phase; waits for a CUDA device before reading the clock.</summary>
+    sealed class PhaseClock(Device device)
+    {
+        readonly Stopwatch _clock = Stopwatch.StartNew();
+        public double Forward, Backward, Optimizer;
+
+        public double Lap()
+        {
+            if (device.type == DeviceType.CUDA) cuda.synchronize();
+            var seconds = _clock.Elapsed.TotalSeconds;
+            _clock.Restart();
+            return seconds;
+        }
+    }
+
+    /// <summary>
+    /// One optimizer step: gradients of <see cref="TrainOptions.GradAccumulation"/> micro-batches, clipping, AdamW.
+    /// Returns [mean loss, gradient norm] as a tensor on the device (the caller disposes it) and the learning rate:
+    /// nothing here waits for the device, except fp16's overflow check (as PyTorch's GradScaler).
+    /// </summary>
+    (Tensor Values, double Lr) TrainStep(PhaseClock? clock)
+    {
+        // Between steps: the thread count follows the machine's load, and free heap pages go back to the kernel when
+        // resident memory has crept up (see ThreadPolicy, NativeMemory).
+        ThreadPolicy.Adjust();
+        NativeMemory.TrimIfGrown();
         using var scope = NewDisposeScope();
         var o = Options;
         double lr = Schedule.At(Step);
         var random = BatchRandom(o.Seed, Step);
+        TrainingRng.BeginStep(Device, o.Seed, Step);
+        var model = _mixed?.Model ?? _model;
+        double scale = _scaler?.Scale ?? 1;
         _optimizer.ZeroGrad();
+        if (clock is not null) clock.Optimizer += clock.Lap();
         Tensor? total = null;
         for (int micro = 0; micro < o.GradAccumulation; micro++)
         {
             var batch = _data.TrainBatch(o.BatchSize, random).To(Device);
-            var loss = Loss(_model.Logits(batch.Input), batch.Target, batch.LossMask);
-            (o.GradAccumulation > 1 ? loss / o.GradAccumulation : loss).backward();
+            var logits = model.Logits(batch.Input);
+            // Mixed precision: the loss (softmax over the vocabulary) in float32.
+            if (_mixed is not null) logits = logits.to_type(ScalarType.Float32);
+            var loss = Loss(logits, batch.Target, batch.LossMask);
+            if (clock is not null) clock.Forward += clock.Lap();
+            double factor = scale / o.GradAccumulation;
+            (factor != 1 ? loss * factor : loss).backward();
+            // Mixed precision: into the float32 gradients, unscaled.
+            _mixed?.AccumulateGradients(1 / scale);
+            if (clock is not null) clock.Backward += clock.Lap();
             total = total is null ? loss.detach() : total + loss.detach();
         }
-        double lossValue = total!.item<float>() / o.GradAccumulation;
-        if (!double.IsFinite(lossValue)) throw new NonFiniteLossException(Step + 1, "loss", lossValue);
         // With clipping off, an infinite bound still returns the norm (for the logs) and leaves the gradients alone.
-        double gradNorm = nn.utils.clip_grad_norm_(_optimizer.Parameters, o.GradClip > 0 ? o.GradClip : double.PositiveInfinity);
-        if (!double.IsFinite(gradNorm)) throw new NonFiniteLossException(Step + 1, "gradient norm", gradNorm);
-        _optimizer.Step(lr);
+        var gradNorm = _optimizer.ClipGradNorm(o.GradClip > 0 ? o.GradClip : double.PositiveInfinity);
+        bool apply = _scaler is null || _scaler.Update(overflowed: !gradNorm.isfinite().item<bool>());
+        if (apply)
+        {
+            _optimizer.Step(lr);
+            _mixed?.RefreshWeights();
+        }
+        if (clock is not null) clock.Optimizer += clock.Lap();
         Step++;
-        return (lossValue, lr, gradNorm);
+        var values = stack(new[] { (total! / o.GradAccumulation).to(gradNorm.dtype), gradNorm.to(total!.device) });
+        return (values.DetachFromDisposeScope(), lr);
     }
 
     /// <summary>Mean cross-entropy of <paramref name="logits"/> [b, n, V] against <paramref name="target"/> [b, n] over the masked-in positions.</summary>
@@ -262,8 +396,10 @@ public sealed class Trainer : IDisposable
             ElapsedSeconds = _elapsedBefore + sessionElapsed.TotalSeconds,
             TokensSeen = _tokensSeen,
             LastEvaluation = LastEvaluation,
+            LossScale = _scaler?.Scale,
+            LossScaleGoodSteps = _scaler?.GoodSteps ?? 0,
         };
-        Checkpoint.Save(dir, Config, _model, _optimizer, state, _data);
+        Checkpoint.Save(dir, Config, _model, _optimizer, state, _data, Device);
         return Path.GetFullPath(dir);
     }
 
@@ -279,6 +415,8 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        foreach (var (_, t) in _pending) t.Dispose();
+        _mixed?.Dispose();
         _optimizer.Dispose();
         if (_ownsModel) _model.Dispose();
     }

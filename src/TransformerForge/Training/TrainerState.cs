@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using TransformerForge.IO;
 
 namespace TransformerForge.Training;
 
@@ -23,6 +24,9 @@ public sealed record TrainerState
     public double ElapsedSeconds { get; init; }
     public long TokensSeen { get; init; }
     public EvaluationMetrics? LastEvaluation { get; init; }
+    /// <summary>fp16 runs: the dynamic loss scale and the clean steps since it last changed.</summary>
+    public double? LossScale { get; init; }
+    public int LossScaleGoodSteps { get; init; }
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -37,19 +41,48 @@ public sealed record TrainerState
     {
         var file = Path.Combine(directory, FileName);
         if (!File.Exists(file)) throw new FileNotFoundException($"'{directory}' is not a checkpoint: {FileName} is missing", file);
-        TrainerState? state;
+        TrainerState state;
         try
         {
-            state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(file), Json);
+            state = StrictJson.Deserialize<TrainerState>(File.ReadAllBytes(file), Json);
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"{file} is not a valid trainer state: {e.Message}", e);
         }
-        if (state is null) throw new InvalidDataException($"{file} is empty");
-        if (state.Format != CurrentFormat) throw new InvalidDataException($"{file} has format {state.Format}; this version reads format {CurrentFormat}");
-        if (state.Step < 0) throw new InvalidDataException($"{file}: step must not be negative, got {state.Step}");
-        state.Options.Validate();
+        state.Check(file);
         return state;
     }
+
+    /// <summary>Every field in its range, and the parts agreeing with each other; names the file and field otherwise.</summary>
+    void Check(string file)
+    {
+        void Require(bool ok, string field, string problem)
+        {
+            if (!ok) throw new InvalidDataException($"{file}: {field} {problem}");
+        }
+        Require(Format == CurrentFormat, "format", $"is {Format}; this version reads format {CurrentFormat}");
+        Require(Step >= 0, "step", $"must not be negative, got {Step}");
+        Require(double.IsFinite(ElapsedSeconds) && ElapsedSeconds is >= 0 and < 1e12, "elapsed_seconds", $"must be a non-negative number of seconds, got {ElapsedSeconds}");
+        Require(TokensSeen >= 0, "tokens_seen", $"must not be negative, got {TokensSeen}");
+        Require(double.IsFinite(NextLearningRate) && NextLearningRate >= 0, "next_learning_rate", $"must be a non-negative number, got {NextLearningRate}");
+        Require(LossScale is null || double.IsFinite(LossScale.Value) && LossScale > 0, "loss_scale", $"must be a positive number, got {LossScale}");
+        Require(LossScaleGoodSteps >= 0, "loss_scale_good_steps", $"must not be negative, got {LossScaleGoodSteps}");
+        Require(Options is not null, "options", "are missing");
+        try { Options!.Validate(); }
+        catch (ArgumentException e) { throw new InvalidDataException($"{file}: {e.Message}"); }
+        if (Schedule is { } s)
+        {
+            Require(double.IsFinite(s.Peak) && s.Peak > 0 && s.WarmupSteps >= 0 && s.TotalSteps > 0 && s.MinRatio is >= 0 and <= 1,
+                "schedule", $"is not a valid learning-rate schedule: {s}");
+            Require(s == LearningRateSchedule.From(Options!) with { TotalSteps = s.TotalSteps }, "schedule",
+                $"disagrees with the options it was saved with ({s} against learning_rate {Options!.LearningRate}, warmup_steps {Options.WarmupSteps}, min_lr_ratio {Options.MinLrRatio})");
+        }
+        if (LastEvaluation is { } last)
+            Require(last.Step <= Step && last.Step >= 0, "last_evaluation.step", $"is {last.Step}, not between 0 and the checkpoint's step {Step}");
+    }
+
+    /// <summary>The schedule the run follows: the saved one (older checkpoints: rebuilt from the options).</summary>
+    [JsonIgnore]
+    public LearningRateSchedule EffectiveSchedule => Schedule ?? LearningRateSchedule.From(Options);
 }

@@ -9,13 +9,11 @@ namespace TransformerForge.Tests.Archai;
 /// </summary>
 public class ArchaiParityTests(ITestOutputHelper output)
 {
+    /// <summary>Every case folder of the archai family, found on disk.</summary>
+    public static TheoryData<string> Cases() => TestPaths.Cases("archai");
+
     [Theory]
-    [InlineData("sep_conv1d")]
-    [InlineData("sgconv")]
-    [InlineData("sgconv3")]
-    [InlineData("local_attn")]
-    [InlineData("mha_rotary")]
-    [InlineData("mixed_block")]
+    [MemberData(nameof(Cases))]
     public void MatchesArchai(string name)
     {
         var result = ParityRunner.Run(TestPaths.Fixture("archai", name), name);

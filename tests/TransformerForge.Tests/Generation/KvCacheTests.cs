@@ -3,11 +3,15 @@ using TransformerForge.Config;
 using TransformerForge.Generation;
 using TransformerForge.Models;
 using TransformerForge.Modules;
+using TransformerForge.Tests.Support;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Tests.Generation;
 
-/// <summary>Feeding a sequence in pieces through the KV cache gives the logits of feeding it whole, for every scheme the cache supports.</summary>
+/// <summary>
+/// Feeding a sequence in pieces through the KV cache gives the logits of feeding it whole, for every scheme the cache
+/// supports. Weights are perturbed as the fixtures' are, so gates that start at zero (ReZero) or one (scales) take part.
+/// </summary>
 public class KvCacheTests
 {
     static TransformerWrapper Model(Func<AttentionLayersConfig, AttentionLayersConfig> options, Func<TransformerWrapperConfig, TransformerWrapperConfig>? wrapper = null)
@@ -22,6 +26,7 @@ public class KvCacheTests
         if (wrapper is not null) c = wrapper(c);
         var m = new TransformerWrapper(c);
         m.to(ScalarType.Float64);
+        Weights.Perturb(m);
         m.eval();
         return m;
     }

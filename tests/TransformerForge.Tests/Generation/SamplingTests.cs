@@ -5,6 +5,7 @@ using TransformerForge.Data;
 using TransformerForge.Generation;
 using TransformerForge.IO;
 using TransformerForge.Models;
+using TransformerForge.Tests.Support;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Tests.Generation;
@@ -19,7 +20,9 @@ public class SamplingTests
             NumTokens = 256, MaxSeqLen = 64,
             AttnLayers = new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = 32, Depth = 2, Heads = 4, Attn = new() { DimHead = 8 }, RelPosBias = relative },
         });
-        m.to(ScalarType.Float64).eval();
+        m.to(ScalarType.Float64);
+        Weights.Perturb(m);   // as the fixtures are: batched == alone must hold for generic weights
+        m.eval();
         return m;
     }
 

@@ -272,7 +272,7 @@ public sealed class SafeTensorsTests : IDisposable
     public void RejectsEmptyHeader() => AssertInvalid(Raw(""), "not valid JSON");
 
     [Fact]
-    public void RejectsHeaderThatIsNotAnObject() => AssertInvalid(Raw("[1, 2]"), "header must be a JSON object, but it is an array");
+    public void RejectsHeaderThatIsNotAnObject() => AssertInvalid(Raw("[1, 2]"), "header must begin with '{'");
 
     [Fact]
     public void RejectsEntryThatIsNotAnObject() => AssertInvalid(Raw("{\"a\": 5}"), "tensor 'a'", "must be a JSON object");
@@ -357,6 +357,64 @@ public sealed class SafeTensorsTests : IDisposable
     [Fact]
     public void RejectsMetadataThatIsNotAnObject() =>
         AssertInvalid(Raw("{\"__metadata__\":\"x\"}"), "'__metadata__' must be a JSON object");
+
+    // ---- as strict as the reference reader (issue 12) -------------------------------------------------------------
+
+    [Fact]
+    public void RejectsALoneSurrogateInATensorName() =>
+        AssertInvalid(Raw($"{{\"a\\ud800\":{{{Ok}}}}}", 4), "not valid UTF-16");
+
+    [Fact]
+    public void RejectsALoneSurrogateInMetadata() =>
+        AssertInvalid(Raw($"{{\"__metadata__\":{{\"k\":\"\\udc00\"}},\"a\":{{{Ok}}}}}", 4), "__metadata__", "not valid UTF-16");
+
+    [Fact]
+    public void RejectsADuplicateFieldInAnEntry() =>
+        AssertInvalid(Raw("{\"a\":{\"dtype\":\"U8\",\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4),
+            "tensor 'a' has the field 'dtype' more than once");
+
+    [Fact]
+    public void RejectsADuplicateMetadataKey() =>
+        AssertInvalid(Raw($"{{\"__metadata__\":{{\"k\":\"1\",\"k\":\"2\"}},\"a\":{{{Ok}}}}}", 4), "'__metadata__' contains key 'k' more than once");
+
+    [Theory]
+    [InlineData(" ")]
+    [InlineData("\n")]
+    [InlineData("\t")]
+    public void RejectsAHeaderThatDoesNotBeginWithABrace(string lead) =>
+        AssertInvalid(Raw($"{lead}{{\"a\":{{{Ok}}}}}", 4), "header must begin with '{'");
+
+    [Fact]
+    public void AcceptsTrailingSpacePadding()
+    {
+        var file = SafeTensorsFile.Parse(Raw($"{{\"a\":{{{Ok}}}}}     ", 4));
+        Assert.Equal(4, file["a"].Data.Length);
+    }
+
+    /// <summary>[0, 2^62, 2^62] holds no bytes, so the byte count is 0, but torch's strides would overflow.</summary>
+    [Fact]
+    public void RejectsAnEmptyShapeWhoseStridesOverflow() =>
+        AssertInvalid(Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[0,4611686018427387904,4611686018427387904],\"data_offsets\":[0,0]}}"),
+            "tensor 'a'", "overflows 64-bit strides");
+
+    [Fact]
+    public void AcceptsEmptyTensorsWithOrdinaryShapes()
+    {
+        var file = SafeTensorsFile.Parse(Raw("{\"a\":{\"dtype\":\"F32\",\"shape\":[0,1024,1024],\"data_offsets\":[0,0]}}"));
+        Assert.Equal(0, file["a"].ElementCount);
+    }
+
+    [Theory]
+    [InlineData("f32")]
+    [InlineData("F32 ")]
+    [InlineData("float32")]
+    [InlineData("I8")]
+    public void RejectsDTypeNamesTheFormatDoesNotSpell(string dtype) =>
+        AssertInvalid(Raw($"{{\"a\":{{\"dtype\":\"{dtype}\",\"shape\":[4],\"data_offsets\":[0,4]}}}}", 4), $"dtype '{dtype}'");
+
+    [Fact]
+    public void RejectsOffsetsThatAreNotIntegers() =>
+        AssertInvalid(Raw("{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4.0]}}", 4), "not a non-negative integer");
 
     /// <summary>Serves a short prefix and then zeros up to a large declared length, without holding those bytes.</summary>
     sealed class SparseStream(byte[] prefix, long length) : Stream

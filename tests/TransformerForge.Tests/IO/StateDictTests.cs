@@ -52,4 +52,60 @@ public class StateDictTests
         }
         finally { if (Directory.Exists(dir)) Directory.Delete(dir, true); }
     }
+
+    /// <summary>
+    /// The file's bytes of F32 weights, relabelled I32 in the header: a cast would load different numbers (the issue
+    /// measured logits moving by 1.8). The dtype must match exactly.
+    /// </summary>
+    [Fact]
+    public void WeightsOfTheWrongDTypeAreRefusedNotCast()
+    {
+        var m = Decoder();
+        var file = SafeTensorsFile.Read(TestPaths.Fixture("xtransformers", "decoder_base", "weights.safetensors"));
+        var relabelled = file.Tensors.Select(t => t.Name == "norm.weight" ? t with { DType = SafeTensorDType.I32 } : t).ToList();
+        var tensors = SafeTensorsTorch.ToTensors(SafeTensorsFile.Parse(SafeTensorsWriter.ToBytes(relabelled)));
+        try
+        {
+            var e = Assert.Throws<InvalidDataException>(() => StateDict.Load(m, tensors, "relabelled.safetensors"));
+            Assert.Contains("dtype mismatch 1: norm.weight: model F32, file I32", e.Message);
+        }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float16, "F16")]
+    [InlineData(ScalarType.BFloat16, "BF16")]
+    public void HalfPrecisionWeightsNeedTheExplicitUpcastPolicyWhichReportsThem(ScalarType half, string name)
+    {
+        var m = Decoder();
+        var weights = SafeTensorsTorch.Load(TestPaths.Fixture("xtransformers", "decoder_base", "weights.safetensors"));
+        var halves = weights.ToDictionary(kv => kv.Key, kv => kv.Value.to_type(half));
+        try
+        {
+            var refused = Assert.Throws<InvalidDataException>(() => StateDict.Load(m, halves, "half.safetensors"));
+            Assert.Contains($"model F32, file {name}", refused.Message);
+            Assert.Contains("explicit upcast", refused.Message);
+
+            var report = StateDict.Load(m, halves, "half.safetensors", WeightDTypePolicy.UpcastHalfToFloat32);
+            Assert.Equal(weights.Count, report.Upcast.Count);
+            Assert.Equal($"upcast {weights.Count} tensors from {name} to F32", report.Summary);
+            using var _ = no_grad();
+            var expected = halves["norm.weight"].to_type(ScalarType.Float32);
+            Assert.True(m.state_dict()["norm.weight"].eq(expected).all().item<bool>());
+        }
+        finally
+        {
+            foreach (var t in weights.Values) t.Dispose();
+            foreach (var t in halves.Values) t.Dispose();
+        }
+    }
+
+    [Fact]
+    public void MatchingWeightsReportNothing()
+    {
+        var m = Decoder();
+        var report = StateDict.Load(m, TestPaths.Fixture("xtransformers", "decoder_base", "weights.safetensors"));
+        Assert.Empty(report.Upcast);
+        Assert.Null(report.Summary);
+    }
 }

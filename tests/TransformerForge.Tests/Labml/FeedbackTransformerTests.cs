@@ -3,6 +3,7 @@ using TorchSharp.Modules;
 using TransformerForge.Generation;
 using TransformerForge.Models;
 using TransformerForge.Parity;
+using TransformerForge.Tests.Support;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -46,10 +47,8 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
         manual_seed(5);
         using var model = new FeedbackTransformer(dim: 8, heads: 2, ffInnerDim: 16, depth: 2, sharedKeyValues, maxMemory: 128);
         model.to(ScalarType.Float64);
-        // Non-zero position terms so that they take part.
-        using (no_grad())
-            foreach (var (name, parameter) in model.named_parameters())
-                if (name.Contains("pos_")) parameter.normal_(0, 0.1);
+        // Perturbed as the fixtures are: the position terms (zero at the start) and memory weights (equal) take part.
+        Weights.Perturb(model);
         var x = randn(2, 70, 8, dtype: ScalarType.Float64);
         var weights = randn(2, 70, 8, dtype: ScalarType.Float64);
 
@@ -76,7 +75,9 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     {
         manual_seed(9);
         using var model = new FeedbackLanguageModel(numTokens: 11, dim: 16, heads: 4, ffInnerDim: 32, depth: 2, sharedKeyValues);
-        model.to(ScalarType.Float64).eval();
+        model.to(ScalarType.Float64);
+        Weights.Perturb(model);
+        model.eval();
         using var _ = no_grad();
         var tokens = randint(11, [3, 10], dtype: ScalarType.Int64);
 
@@ -101,7 +102,9 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     {
         manual_seed(21);
         using var model = new FeedbackLanguageModel(numTokens: 11, dim: 16, heads: 4, ffInnerDim: 32, depth: 2, sharedKeyValues);
-        model.to(ScalarType.Float64).eval();
+        model.to(ScalarType.Float64);
+        Weights.Perturb(model);
+        model.eval();
         using var _ = no_grad();
         var shorter = randint(1, 11, [1, 5], dtype: ScalarType.Int64);
         var longer = randint(1, 11, [1, 8], dtype: ScalarType.Int64);
@@ -123,6 +126,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
     {
         manual_seed(4);
         using var model = new FeedbackLanguageModel(numTokens: 17, dim: 16, heads: 2, ffInnerDim: 32, depth: 2, sharedKeyValues);
+        Weights.Perturb(model);
         var prompt = randint(17, [2, 3], dtype: ScalarType.Int64);
 
         var cached = Autoregressive.Generate(model, prompt, 12, new SamplingOptions { Greedy = true });
@@ -141,6 +145,7 @@ public class FeedbackTransformerTests(ITestOutputHelper output)
         manual_seed(8);
         using var model = new FeedbackLanguageModel(numTokens: 7, dim: 8, heads: 2, ffInnerDim: 16, depth: 2, sharedKeyValues);
         model.to(ScalarType.Float64);
+        Weights.Perturb(model);
         var tokens = randint(7, [2, 12], dtype: ScalarType.Int64);
         using var state = model.NewMemory();
         model.Logits(tokens[.., ..5], state: state).sum().backward();

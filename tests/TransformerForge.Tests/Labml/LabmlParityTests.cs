@@ -9,10 +9,11 @@ namespace TransformerForge.Tests.Labml;
 /// </summary>
 public class LabmlParityTests(ITestOutputHelper output)
 {
+    /// <summary>Every case folder of the labml family, found on disk.</summary>
+    public static TheoryData<string> Cases() => TestPaths.Cases("labml");
+
     [Theory]
-    [InlineData("primer_mdha")]
-    [InlineData("feedback_transformer")]
-    [InlineData("feedback_transformer_kv")]
+    [MemberData(nameof(Cases))]
     public void MatchesLabml(string name)
     {
         var result = ParityRunner.Run(TestPaths.Fixture("labml", name), name);

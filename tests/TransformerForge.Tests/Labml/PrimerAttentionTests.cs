@@ -18,11 +18,7 @@ public class PrimerAttentionTests(ITestOutputHelper output)
         new() { DimHead = 4, Dconv = true, DconvSharedHeads = sharedHeads, QkvBias = qkvBias };
 
     /// <summary>N(0, 0.1) added to every parameter, as the fixtures do: no bias or kernel stays at its initial value.</summary>
-    static void Perturb(nn.Module m)
-    {
-        using var _ = no_grad();
-        foreach (var p in m.parameters()) p.add_(randn_like(p) * 0.1);
-    }
+    static void Perturb(nn.Module m) => TransformerForge.Tests.Support.Weights.Perturb(m);
 
     [Theory]
     [InlineData(true, 1)]
@@ -115,6 +111,7 @@ public class PrimerAttentionTests(ITestOutputHelper output)
     /// <c>attn_qkv_bias</c> are what make the shapes fit.
     /// </summary>
     [Fact]
+    [TransformerForge.Tests.Support.Proves("AttentionLayers.attn_qkv_bias")]
     public void LabmlFixtureRunsThroughThePrimerEzBlockOfAJsonDecoder()
     {
         const string json = """

@@ -1,6 +1,7 @@
 using TorchSharp;
 using TransformerForge.Config;
 using TransformerForge.Models;
+using TransformerForge.Tests.Support;
 using static TorchSharp.torch;
 
 namespace TransformerForge.Tests.Models;
@@ -32,11 +33,17 @@ public class InitializationTests
     }
 
     [Fact]
+    [Proves("AttentionLayers.zero_init_branch_output")]
     public void ZeroInitBranchOutputZeroesTheOutputProjections()
     {
         var m = Build(new AttentionLayersConfig { ZeroInitBranchOutput = true });
         Assert.Equal(0f, P(m, "attn_layers.layers.0.1.to_out.weight").abs().max().item<float>());
         Assert.Equal(0f, P(m, "attn_layers.layers.1.1.net.3.weight").abs().max().item<float>());
+        // x-transformers' init_zero_ zeroes the biases too, so each block starts as the identity.
+        Assert.Equal(0f, P(m, "attn_layers.layers.0.1.to_out.bias").abs().max().item<float>());
+        Assert.Equal(0f, P(m, "attn_layers.layers.1.1.net.3.bias").abs().max().item<float>());
+        var plain = Build(new AttentionLayersConfig());
+        Assert.NotEqual(0f, P(plain, "attn_layers.layers.0.1.to_out.weight").abs().max().item<float>());
     }
 
     [Fact]

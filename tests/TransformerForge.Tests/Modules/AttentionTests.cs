@@ -20,9 +20,7 @@ public class AttentionTests
         manual_seed(11);
         var attention = new Attention(Dim, Heads, causal, options with { DimHead = 8 });
         attention.to(ScalarType.Float64).eval();
-        using var _ = no_grad();
-        foreach (var p in attention.parameters()) p.add_(randn_like(p) * 0.1);
-        return attention;
+        return TransformerForge.Tests.Support.Weights.Perturb(attention);
     }
 
     static Tensor Padding(long batch, long n, int padded)

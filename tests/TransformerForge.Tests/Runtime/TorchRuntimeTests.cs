@@ -32,9 +32,19 @@ public class TorchRuntimeTests
         TorchRuntime.EnsureLoaded();
         var chosen = Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? Environment.GetEnvironmentVariable("GOMP_SPINCOUNT");
         var native = System.Runtime.InteropServices.Marshal.PtrToStringAnsi(getenv("OMP_WAIT_POLICY"));
-        if (chosen is null) Assert.Equal("PASSIVE", native);
+        if (chosen is null) Assert.Equal(TorchRuntime.DefaultWaitPolicy, native);
         Assert.Contains(RuntimeInfo.Describe(torch.CPU), l => l.Contains("OpenMP wait policy"));
     }
+
+    [Theory]
+    [InlineData(2, 2, 0.0, 2)]   // idle: every core
+    [InlineData(2, 2, 0.4, 2)]   // a little background work: still every core
+    [InlineData(2, 2, 0.6, 1)]   // another process keeps a core busy: the one left
+    [InlineData(2, 2, 1.9, 1)]   // a saturated machine: one thread, no barrier to wait at
+    [InlineData(8, 8, 3.0, 5)]
+    [InlineData(4, 8, 0.0, 4)]   // never more than libtorch's own choice
+    public void ThreadPolicyUsesTheCoresOtherProcessesLeave(int max, int cores, double others, int expected) =>
+        Assert.Equal(expected, ThreadPolicy.Choose(max, cores, others));
 
     [System.Runtime.InteropServices.DllImport("libc")]
     static extern IntPtr getenv(string name);

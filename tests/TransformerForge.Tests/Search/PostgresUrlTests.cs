@@ -30,7 +30,7 @@ public class PostgresUrlTests
         Assert.Equal("postgresql://search%40lab@db.example.org:6543/studies", PostgresUrl.Describe(b));
 
         Assert.Equal(SslMode.Require, PostgresUrl.Parse("postgres://h/d?sslmode=require").SslMode);
-        Assert.True(PostgresUrl.Parse("postgresql://h/d?Trust%20Server%20Certificate=true").TrustServerCertificate);
+        Assert.Equal(45, PostgresUrl.Parse("postgresql://h/d?Command%20Timeout=45").CommandTimeout);
         // Several hosts (failover), a socket folder, and nothing at all (libpq's environment variables fill in).
         Assert.Equal("a:5432,[::1]:5433", PostgresUrl.Parse("postgresql://u@a:5432,[::1]:5433/d").Host);
         Assert.Equal("/var/run/postgresql", PostgresUrl.Parse("postgresql://%2Fvar%2Frun%2Fpostgresql/d").Host);

@@ -81,7 +81,8 @@ public class CheckpointKillTests(ITestOutputHelper output)
 {
     /// <summary>
     /// Starts a real <c>tforge train</c> that checkpoints after every step, SIGKILLs it at random moments (during
-    /// steps, saves and start-up alike), and checks after each kill that the checkpoint loads completely and never goes back.
+    /// steps, saves and start-up alike) and, every other time, just as a save has begun; checks after each kill that the
+    /// checkpoint loads completely and never goes back, and that at least one kill landed inside a save.
     /// </summary>
     [Fact]
     public void KillAtAnyMomentLeavesALoadableCheckpoint()
@@ -104,7 +105,14 @@ public class CheckpointKillTests(ITestOutputHelper output)
             var waitUntil = DateTime.UtcNow + TimeSpan.FromSeconds(90);
             while (StepOnDisk(run) <= lastStep && DateTime.UtcNow < waitUntil && !child.HasExited) Thread.Sleep(20);
             Assert.False(child.HasExited, $"tforge exited early:\n{child.Stdout}\n{child.Stderr}");
-            Thread.Sleep(random.Next(0, 250));
+            if (kills % 2 == 1)
+            {
+                // Every other kill aims at a save: the moment its temporary directory appears.
+                var aimUntil = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+                while (!new DirectoryInfo(run).EnumerateDirectories(".checkpoint.tmp-*").Any() && DateTime.UtcNow < aimUntil && !child.HasExited)
+                    Thread.SpinWait(1000);
+            }
+            else Thread.Sleep(random.Next(0, 250));
             child.Kill();
             kills++;
             // What the kill interrupted: a save in progress leaves a temporary or an old directory behind.
@@ -127,6 +135,7 @@ public class CheckpointKillTests(ITestOutputHelper output)
         }
         output.WriteLine($"{kills} kills, {killsDuringSave} during a save, {killsBetweenRenames} between its two renames; last step {lastStep}");
         Assert.True(kills >= 3, $"only {kills} kills in the time allowed");
+        Assert.True(killsDuringSave >= 1, $"no kill landed inside a save ({kills} kills)");
         Assert.True(lastStep > 0);
 
         // And the run still resumes and trains on.

@@ -3,6 +3,7 @@ using TransformerForge.Config;
 using TransformerForge.IO;
 using TransformerForge.Runtime;
 using TransformerForge.Tests.Data;
+using TransformerForge.Tests.Support;
 using TransformerForge.Training;
 using static TorchSharp.torch;
 
@@ -40,6 +41,24 @@ public class TrainerTests
         Assert.Equal(4, e.Step);
         Assert.Contains("step 4", e.Message);
         Assert.Contains("NaN", e.Message);
+    }
+
+    [Fact]
+    public void NonFiniteLossIsReadOnTheNextLogStepAndNamesTheStepItHappened()
+    {
+        using var data = TrainingFixtures.CopyTask();
+        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions() with { LogEvery = 5 });
+        var seen = new RecordingObserver();
+        trainer.Run(seen, stopAfter: 2);
+        Assert.Equal(new[] { 1, 2 }, seen.Steps.Select(s => s.Step));
+        Assert.All(seen.Steps, s => Assert.True(double.IsFinite(s.Loss) && double.IsFinite(s.GradNorm)));
+        using (no_grad()) trainer.Model.named_parameters().First(p => p.name == "to_logits.weight").parameter.fill_(double.NaN);
+        var after = new RecordingObserver();
+        var e = Assert.Throws<NonFiniteLossException>(() => trainer.Run(after));
+        // Steps 3-5 ran without waiting for the device; step 5 read their losses and found step 3's.
+        Assert.Equal(3, e.Step);
+        Assert.Equal(5, trainer.Step);
+        Assert.Empty(after.Steps);
     }
 
     [Fact]
@@ -125,22 +144,34 @@ public class TrainerTests
 [Collection(SerialCollection.Name)]
 public class TrainerResumeTests
 {
-    [Fact]
-    public void ResumeContinuesExactlyAsAnUninterruptedRun()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void ResumeContinuesExactlyAsAnUninterruptedRun(bool flatOptimizer)
     {
         // Dropout and gradient accumulation make the test see the torch RNG and the batch RNG being restored.
         var config = TrainingFixtures.TinyDecoder(dropout: 0.1);
         using var tmp = new TempDir();
-        var options = TrainingFixtures.TinyOptions() with { GradAccumulation = 2, EvalEvery = 4 };
+        var options = TrainingFixtures.TinyOptions() with { GradAccumulation = 2, EvalEvery = 4, FlatOptimizer = flatOptimizer };
         using var data = TrainingFixtures.CopyTask();
 
+        // Both runs start from the same weights, perturbed as the fixtures are, and the same torch seed.
+        Trainer Fresh(string outDir, out TransformerForge.Models.LanguageModel model)
+        {
+            torch.random.manual_seed(options.Seed);
+            model = Weights.Perturb(TransformerForge.Models.ModelFactory.CreateLanguageModel(config));
+            return new Trainer(model, config, data, options with { OutDir = outDir });
+        }
+
         var whole = new RecordingObserver();
-        using (var trainer = Trainer.Create(config, data, options with { OutDir = Path.Combine(tmp.Path, "whole") }))
+        using (var trainer = Fresh(Path.Combine(tmp.Path, "whole"), out var wholeModel))
+        using (wholeModel)
             trainer.Run(whole);
 
         var runDir = Path.Combine(tmp.Path, "split");
         var first = new RecordingObserver();
-        using (var trainer = Trainer.Create(config, data, options with { OutDir = runDir }))
+        using (var trainer = Fresh(runDir, out var firstModel))
+        using (firstModel)
         {
             var r = trainer.Run(first, stopAfter: 5);
             Assert.Equal(StopReason.StopRequested, r.Reason);

@@ -1,0 +1,98 @@
+using TorchSharp;
+using TransformerForge.Config;
+using TransformerForge.Models;
+using TransformerForge.Modules;
+using static TorchSharp.torch;
+
+namespace TransformerForge.Tests.Modules;
+
+public class LayerCacheTests
+{
+    [Fact]
+    public void AppendsIntoPreallocatedBuffersThatDoubleWhenFull()
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        using var cache = new LayerCache();
+        var keys = new List<Tensor>();
+        var values = new List<Tensor>();
+        var capacities = new List<long>();
+        foreach (var n in new long[] { 50 }.Concat(Enumerable.Repeat(1L, 20)).Append(30))
+        {
+            var k = randn(2, 3, n, 4, dtype: ScalarType.Float64);
+            var v = randn(2, 3, n, 4, dtype: ScalarType.Float64);
+            keys.Add(k);
+            values.Add(v);
+            var (allK, allV) = cache.Append(k, v);
+            Assert.True(allK.eq(cat(keys, 2)).all().item<bool>() && allV.eq(cat(values, 2)).all().item<bool>(), $"after {cache.Length} positions");
+            capacities.Add(cache.Capacity);
+        }
+        Assert.Equal(100, cache.Length);
+        // 64 positions first, written in place token by token, then doubled once (not reallocated per token).
+        Assert.Equal(new long[] { 64, 128 }, capacities.Distinct());
+        Assert.Equal(15, capacities.Count(c => c == 64));
+    }
+
+    [Fact]
+    public void KeysThatNeedGradientsAreConcatenatedSoAutogradFollows()
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        using var cache = new LayerCache();
+        var a = randn(1, 1, 3, 2, requires_grad: true);
+        var b = randn(1, 1, 2, 2, requires_grad: true);
+        // The cache owns what it is given (it may dispose it), so it gets fresh tensors, not the leaves.
+        cache.Append(a * 1, a * 2);
+        var (k, v) = cache.Append(b * 1, b * 2);
+        Assert.Equal(cache.Length, cache.Capacity);
+        (k.sum() + v.sum()).backward();
+        Assert.True(a.grad!.allclose(full_like(a, 3.0)) && b.grad!.allclose(full_like(b, 3.0)));
+    }
+
+    /// <summary>A decoder with weights perturbed by N(0, 0.1), as the parity fixtures are (zero-initialised paths would hide bugs).</summary>
+    static TransformerWrapper Perturbed(bool qkvBias)
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        var generator = new Generator(5);
+        var m = new TransformerWrapper(new TransformerWrapperConfig
+        {
+            NumTokens = 30, MaxSeqLen = 160,
+            AttnLayers = new AttentionLayersConfig
+            {
+                Type = LayerStackType.Decoder, Dim = 16, Depth = 2, Heads = 2, RotaryPosEmb = true, Attn = new() { DimHead = 32, QkvBias = qkvBias },
+            },
+        });
+        m.to(ScalarType.Float64).eval();
+        using (no_grad())
+            foreach (var p in m.parameters()) p.add_(randn(p.shape, dtype: p.dtype, generator: generator) * 0.1);
+        return m;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void CachedDecodingPastTheFirstBufferEqualsRecomputeWithOneStackedProjection(bool qkvBias)
+    {
+        using var m = Perturbed(qkvBias);
+        using var _ = no_grad();
+        var tokens = randint(0, 30, new long[] { 2, 150 }, generator: new Generator(6));
+        var full = m.Forward(tokens).Output;
+        using var cache = (DecodingCache)m.CreateDecodingState()!;
+        var pieces = new List<Tensor>();
+        long at = 0;
+        foreach (var len in new long[] { 60 }.Concat(Enumerable.Repeat(1L, 10)).Append(80))
+        {
+            pieces.Add(m.Forward(tokens.narrow(1, at, len), cache: cache).Output);
+            at += len;
+        }
+        Assert.True((cat(pieces, 1) - full).abs().max().item<double>() < 1e-10);
+        // Every attention layer stacked W_q, W_k, W_v once for the whole run, and grew its buffers past 64 positions.
+        var attentionLayers = cache.Layers.Where(l => l.Length > 0).ToList();
+        Assert.Equal(2, attentionLayers.Count);
+        Assert.All(attentionLayers, l => Assert.Contains("fused_qkv", l.DerivedNames));
+        Assert.All(attentionLayers, l => Assert.Equal(256, l.Capacity));
+        // The parameters keep x-transformers' names.
+        var names = m.state_dict().Keys.ToList();
+        Assert.Contains("attn_layers.layers.0.1.to_q.weight", names);
+        Assert.Contains("attn_layers.layers.0.1.to_v.weight", names);
+        Assert.DoesNotContain(names, n => n.Contains("qkv"));
+    }
+}
