@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using TransformerForge.Cli.Search;
 using TransformerForge.Data;
+using TransformerForge.Runtime;
 using TransformerForge.Search;
 using TransformerForge.Training;
 
@@ -56,14 +57,14 @@ public static class SearchCommand
         var memory = new Option<double?>("--trial-memory") { Description = "Kill and fail a trial whose resident memory passes this many MiB (default: no limit)." };
         var attempts = new Option<int?>("--max-attempts") { Description = "Starts of a trial whose worker keeps vanishing before it is failed (default 3)." };
         var seed = new Option<int?>("--seed") { Description = "Study seed: proposals and training (default 0)." };
-        var (heartbeat, grace, reconnect, verbose) = WorkerFlags();
+        var (heartbeat, grace, reconnect, verbose, device) = WorkerFlags();
         var plot = new Option<string?>("--plot") { Description = "Write the Pareto-front (or progress) plot to this PNG at the end." };
 
         var cmd = new Command("search", "Architecture search over a space file, in a study that survives anything (continue it by name).")
         {
             study, storage, space, algorithm, objective, trials, data, tokenizer, seqLen, task, taskLength, taskSymbols, budgetSteps, budgetSeconds,
             batch, lr, warmup, weightDecay, gradClip, evalBatches, threads, maxParams, maxFlops, maxLatency, hurdles, hurdlePercentile, hurdleMin,
-            population, sample, mutation, crossover, initial, eta, rungs, timeout, memory, attempts, seed, heartbeat, grace, reconnect, verbose, plot,
+            population, sample, mutation, crossover, initial, eta, rungs, timeout, memory, attempts, seed, heartbeat, grace, reconnect, verbose, device, plot,
         };
         cmd.SetAction(r =>
         {
@@ -103,11 +104,7 @@ public static class SearchCommand
                 MaxAttempts = r.GetValue(attempts),
                 Seed = r.GetValue(seed),
             };
-            var worker = new WorkerOptions
-            {
-                HeartbeatInterval = Seconds(r.GetValue(heartbeat), "--heartbeat"),
-                Grace = Seconds(r.GetValue(grace), "--grace"),
-            };
+            var worker = Options(r, heartbeat, grace, device);
             return Run(r.GetValue(storage), request, worker, Seconds(r.GetValue(reconnect), "--reconnect"), r.GetValue(verbose), r.GetValue(plot));
         });
         cmd.Subcommands.Add(CreateWorker());
@@ -125,31 +122,42 @@ public static class SearchCommand
                       $"Default: ${StudyStorages.EnvironmentVariable}, else {StudyStorages.DefaultPath}.",
     };
 
-    static (Option<double> Heartbeat, Option<double> Grace, Option<double> Reconnect, Option<bool> Verbose) WorkerFlags() =>
+    static (Option<double> Heartbeat, Option<double> Grace, Option<double> Reconnect, Option<bool> Verbose, Option<string> Device) WorkerFlags() =>
     (
         new Option<double>("--heartbeat") { Description = "Seconds between heartbeats of a running trial.", DefaultValueFactory = _ => 10 },
-        new Option<double>("--grace") { Description = "Seconds without a heartbeat after which a trial is re-queued.", DefaultValueFactory = _ => 60 },
+        new Option<double>("--grace") { Description = "Seconds without a heartbeat after which a trial is re-queued (at least twice --heartbeat).", DefaultValueFactory = _ => 60 },
         new Option<double>("--reconnect") { Description = "Seconds to keep retrying while the study's database is unreachable (restart, failover).", DefaultValueFactory = _ => 600 },
-        new Option<bool>("--verbose") { Description = "Print each trial's training progress." }
+        new Option<bool>("--verbose") { Description = "Print each trial's training progress." },
+        new Option<string>("--device") { Description = "Where this worker's trials train: cpu, cuda or cuda:N (one worker per GPU; not part of the study).", DefaultValueFactory = _ => "cpu" }
     );
+
+    /// <summary>This worker's options; the device is checked now, so a worker without its GPU claims nothing.</summary>
+    static WorkerOptions Options(ParseResult r, Option<double> heartbeat, Option<double> grace, Option<string> device)
+    {
+        var options = new WorkerOptions
+        {
+            HeartbeatInterval = Seconds(r.GetValue(heartbeat), "--heartbeat"),
+            Grace = Seconds(r.GetValue(grace), "--grace"),
+            Device = r.GetValue(device)!,
+        };
+        options.Validate();
+        TorchRuntime.SelectDevice(options.Device);
+        return options;
+    }
 
     /// <summary><c>tforge search worker</c>: one more worker for an existing study, from any machine that reaches its storage.</summary>
     static Command CreateWorker()
     {
         var study = new Option<string>("--study") { Description = "The study to work on (created by tforge search, on any machine).", Required = true };
         var storage = StorageOption();
-        var (heartbeat, grace, reconnect, verbose) = WorkerFlags();
+        var (heartbeat, grace, reconnect, verbose, device) = WorkerFlags();
         var cmd = new Command("worker", "Join a study as one more worker: claim trials, run them, record results, until the study has all its trials.")
         {
-            study, storage, heartbeat, grace, reconnect, verbose,
+            study, storage, heartbeat, grace, reconnect, verbose, device,
         };
         cmd.SetAction(r =>
         {
-            var options = new WorkerOptions
-            {
-                HeartbeatInterval = Seconds(r.GetValue(heartbeat), "--heartbeat"),
-                Grace = Seconds(r.GetValue(grace), "--grace"),
-            };
+            var options = Options(r, heartbeat, grace, device);
             return Run(r.GetValue(storage), new SearchRequest { Study = r.GetValue(study)! }, options, Seconds(r.GetValue(reconnect), "--reconnect"),
                 r.GetValue(verbose), plot: null, join: true);
         });

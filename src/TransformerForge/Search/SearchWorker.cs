@@ -23,6 +23,17 @@ public sealed record WorkerOptions
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>Stop after this many trials in this session (null: until the study is done).</summary>
     public int? MaxTrials { get; init; }
+    /// <summary>The device this worker's trials train on (cpu, cuda, cuda:N): one worker per GPU.</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Refuses settings under which a live trial would be re-queued between two of its own heartbeats.</summary>
+    public void Validate()
+    {
+        if (HeartbeatInterval <= TimeSpan.Zero) throw new ArgumentException($"the heartbeat interval must be positive, got {HeartbeatInterval.TotalSeconds} s");
+        if (Grace < 2 * HeartbeatInterval)
+            throw new ArgumentException($"--grace ({Grace.TotalSeconds:0.###} s) must be at least twice --heartbeat ({HeartbeatInterval.TotalSeconds:0.###} s): " +
+                                        "a live trial would be taken for abandoned between two of its heartbeats");
+    }
 }
 
 /// <summary>
@@ -51,6 +62,7 @@ public sealed class SearchWorker
         _settings = settings;
         _algorithm = SearchAlgorithms.FromJson(study.Definition.Algorithm);
         _options = options ?? new WorkerOptions();
+        _options.Validate();
         _observer = observer ?? new NullObserver();
         Worker = worker ?? WorkerIdentity.Self;
         _roundTripsAtStart = storage.RoundTrips;
@@ -146,7 +158,10 @@ public sealed class SearchWorker
     void RunTrial(TrialRecord trial, bool isNew, CancellationToken cancellation)
     {
         _observer.OnTrialStarted(trial, isNew);
-        var request = new TrialRequest { Spec = trial.Spec, Settings = _settings, Plan = trial.Plan, PrimaryMetric = Definition.Objectives[0].Metric };
+        var request = new TrialRequest
+        {
+            Spec = trial.Spec, Settings = _settings, Plan = trial.Plan, PrimaryMetric = Definition.Objectives[0].Metric, Device = _options.Device,
+        };
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         using var stopBeating = new ManualResetEventSlim();
         var heart = new Thread(() =>
