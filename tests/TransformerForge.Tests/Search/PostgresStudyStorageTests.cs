@@ -91,6 +91,32 @@ public sealed class PostgresStudyStorageTests(PostgresServer server) : StudyStor
     }
 
     [Fact]
+    public void AWaitingTrialLockedByAnotherClaimIsSkippedNotWaitedFor()
+    {
+        using var storage = Open();
+        var study = storage.OpenOrCreate(Definition(), 4);
+        var t0 = Claim(storage, study, "a", TimeSpan.FromMinutes(1));
+        var t1 = Claim(storage, study, "b", TimeSpan.FromMinutes(1));
+        Assert.True(storage.Release(t0.Id, "a", 1));
+        Assert.True(storage.Release(t1.Id, "b", 1));
+        // Another worker's claim transaction holds trial 0's row (as FOR UPDATE does mid-claim): the next claim takes
+        // trial 1 at once instead of queueing behind that lock.
+        using var other = new Npgsql.NpgsqlConnection(PostgresUrl.Parse(_db.Url).ConnectionString);
+        other.Open();
+        using var transaction = other.BeginTransaction();
+        using (var lockRow = other.CreateCommand())
+        {
+            lockRow.CommandText = $"SELECT id FROM tforge_trials WHERE id = {t0.Id} FOR UPDATE";
+            lockRow.ExecuteScalar();
+        }
+        var claim = Task.Run(() => Claim(storage, study, "c", TimeSpan.FromMinutes(1)));
+        Assert.True(claim.Wait(TimeSpan.FromSeconds(20)), "the claim waited for the locked trial");
+        Assert.Equal(1, claim.Result.Number);
+        transaction.Rollback();
+        Assert.Equal(0, Claim(storage, study, "d", TimeSpan.FromMinutes(1)).Number);
+    }
+
+    [Fact]
     public void RoundTripsPerTrialAreFew()
     {
         using var storage = Open();
