@@ -91,6 +91,41 @@ public sealed class PostgresStudyStorageTests(PostgresServer server) : StudyStor
     }
 
     [Fact]
+    public void ACommitWhoseReplyIsLostIsRecognisedOnRetryNotRepeated()
+    {
+        var direct = PostgresUrl.Parse(_db.Url);
+        using var proxy = new CuttingProxy(direct.Host!, direct.Port);
+        var settings = PostgresUrl.Parse(_db.Url);
+        settings.Port = proxy.Port;
+        settings.SslMode = Npgsql.SslMode.Disable;
+        using var storage = new PostgresStudyStorage(settings, TimeSpan.FromSeconds(60));
+        var study = storage.OpenOrCreate(Definition(), 4);
+
+        // The new trial's insert commits, its reply is lost: the retry finds the trial by its claim token instead of
+        // claiming a second one (and leaving the first running with nobody working on it).
+        proxy.CutAfter("INSERT INTO tforge_trials (study_id, number");
+        var t0 = Claim(storage, study, "w", TimeSpan.FromMinutes(1));
+        Assert.Equal(1, proxy.Cuts);
+        Assert.Equal(0, t0.Number);
+        Assert.Single(storage.Trials(study.Id));
+
+        // A waiting trial is taken in the same way.
+        Assert.True(storage.Release(t0.Id, "w", 1));
+        proxy.CutAfter("ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED");
+        var again = Claim(storage, study, "w", TimeSpan.FromMinutes(1));
+        Assert.Equal(2, proxy.Cuts);
+        Assert.Equal((0, 1), (again.Number, again.Attempt));
+        Assert.Single(storage.Trials(study.Id));
+
+        // The result commits, its reply is lost: the retry sees it recorded and reports it accepted.
+        proxy.CutAfter("finished_at = now(), seconds");
+        Assert.True(storage.Finish(t0.Id, "w", 1, Done(0.5)));
+        Assert.Equal(3, proxy.Cuts);
+        var trial = Assert.Single(storage.Trials(study.Id));
+        Assert.Equal((TrialState.Complete, 1), (trial.State, trial.Attempt));
+    }
+
+    [Fact]
     public void AWaitingTrialLockedByAnotherClaimIsSkippedNotWaitedFor()
     {
         using var storage = Open();
