@@ -202,7 +202,8 @@ public sealed class DistributedSearchTests(PostgresServer server) : IDisposable
         using (b)
         {
             // The password is in no process's command line (trial processes included) while they run.
-            while (!a.HasExited || !b.HasExited)
+            var deadline = DateTime.UtcNow + Timeout;
+            while ((!a.HasExited || !b.HasExited) && DateTime.UtcNow < deadline)
             {
                 Assert.Empty(CommandLinesWith(server.Password));
                 Thread.Sleep(50);

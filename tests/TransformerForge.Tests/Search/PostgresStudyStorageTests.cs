@@ -126,6 +126,34 @@ public sealed class PostgresStudyStorageTests(PostgresServer server) : StudyStor
     }
 
     [Fact]
+    public void WorkersOpeningAnEmptyDatabaseAtOnceCreateOneSchemaAndOneStudy()
+    {
+        using var empty = server.CreateDatabase();
+        const int workers = 6;
+        using var start = new Barrier(workers);
+        var studies = new StudyInfo[workers];
+        var errors = new List<string>();
+        var threads = Enumerable.Range(0, workers).Select(i => new Thread(() =>
+        {
+            start.SignalAndWait();
+            try
+            {
+                using var storage = new PostgresStudyStorage(empty.Url, TimeSpan.FromSeconds(60));
+                studies[i] = storage.OpenOrCreate(Definition(), 5);
+            }
+            catch (Exception e)
+            {
+                lock (errors) errors.Add(e.Message);
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Empty(errors);
+        Assert.Single(studies.Select(s => s.Id).Distinct());
+        Assert.Equal("1", empty.Query("SELECT count(*) FROM tforge_studies"));
+    }
+
+    [Fact]
     public void AWaitingTrialLockedByAnotherClaimIsSkippedNotWaitedFor()
     {
         using var storage = Open();
