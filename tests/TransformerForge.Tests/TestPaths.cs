@@ -43,6 +43,9 @@ internal static class TestPaths
 
     public static string Fixture(params string[] parts) => Path.Combine([Fixtures, .. parts]);
 
+    /// <summary>Reference cases kept in this repository (tests/TransformerForge.Tests/Fixtures), made by scripts/fixtures.</summary>
+    public static string RepoFixture(params string[] parts) => Path.Combine([RepoRoot, "tests", "TransformerForge.Tests", "Fixtures", .. parts]);
+
     /// <summary>The names of the x-transformers fixture cases, for theories that run once per case.</summary>
     public static TheoryData<string> XTransformersCases() => Cases("xtransformers");
 

@@ -243,6 +243,9 @@ public static class TrainCommand
         DefaultThreads(q, spec.Kind == TrainingDataSpec.TaskKind);
         using var trainer = Trainer.Resume(dir, data, options);
         Console.WriteLine($"resuming '{dir}' at step {trainer.Step} of {options.Steps}");
+        if (trainer.SavedThreads is { } saved && saved != trainer.Threads)
+            Console.WriteLine($"note: {trainer.Threads} CPU threads, the run used {saved}: sums round differently, so the result will differ " +
+                "from an uninterrupted run in the last bits (leave out --threads to keep the run's count)");
         return TrainingConsole.Train(trainer);
     }
 

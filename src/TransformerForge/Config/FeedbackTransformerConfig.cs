@@ -34,7 +34,7 @@ public sealed record FeedbackTransformerConfig : ModelConfig
         .Bool("shared_kv", c => c.SharedKv, (c, v) => c with { SharedKv = v })
         .Int("max_seq_len", c => c.MaxSeqLen, (c, v) => c with { MaxSeqLen = v });
 
-    public static new FeedbackTransformerConfig FromJson(JsonElement obj)
+    public static FeedbackTransformerConfig FromJson(JsonElement obj)
     {
         Require(obj, "num_tokens", "dim", "depth");
         var c = Table.Read(obj, new FeedbackTransformerConfig(), "", "type");

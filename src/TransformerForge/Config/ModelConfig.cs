@@ -13,6 +13,25 @@ public abstract record ModelConfig
 {
     public abstract string Type { get; }
 
+    /// <summary>The x-transformers release the model follows (<c>x_transformers_version</c> at the top of its JSON; 0.20 without it).</summary>
+    public virtual XTransformersVersion Version { get => XTransformersVersion.V0_20; init => RequireV020(value); }
+
+    /// <summary>The JSON object's first keys: <c>type</c>, and the version when it is not 0.20 (so 0.20 files stay unchanged).</summary>
+    protected JsonObject Header()
+    {
+        var o = new JsonObject { ["type"] = Type };
+        if (Version != XTransformersVersion.V0_20) o[XTransformersVersions.Key] = Version.JsonName();
+        return o;
+    }
+
+    const string Supported140 = "1.40 covers x-transformers' own models; the Feedback Transformer is labml's";
+
+    void RequireV020(XTransformersVersion v)
+    {
+        if (v != XTransformersVersion.V0_20)
+            throw new ConfigException(XTransformersVersions.Key, $"{Type} follows x-transformers 0.20 only ({Supported140})");
+    }
+
     public static readonly string[] Types =
         { "TransformerWrapper", "ContinuousTransformerWrapper", "ViTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender", "AttentionLayers", "FeedbackTransformer" };
 
@@ -49,18 +68,25 @@ public abstract record ModelConfig
         }
     }
 
-    public static ModelConfig FromJson(JsonElement obj)
+    /// <summary>
+    /// A model from its JSON object. The x-transformers version is the object's <c>x_transformers_version</c>, else
+    /// <paramref name="version"/> (0.20 unless the caller knows better, e.g. a parity fixture's <c>source</c>).
+    /// </summary>
+    public static ModelConfig FromJson(JsonElement obj, XTransformersVersion? version = null)
     {
         if (obj.ValueKind != JsonValueKind.Object) throw new ConfigException("", "the model configuration must be a JSON object");
         var type = obj.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        var v = obj.TryGetProperty(XTransformersVersions.Key, out _) ? XTransformersVersions.Read(obj) : version ?? XTransformersVersion.V0_20;
+        if (v != XTransformersVersion.V0_20 && type is "FeedbackTransformer")
+            throw new ConfigException(XTransformersVersions.Key, $"{type} follows x-transformers 0.20 only ({Supported140})");
         return type switch
         {
-            "TransformerWrapper" => TransformerWrapperConfig.FromJson(obj),
-            "ContinuousTransformerWrapper" => ContinuousTransformerWrapperConfig.FromJson(obj),
-            "ViTransformerWrapper" => ViTransformerWrapperConfig.FromJson(obj),
-            "XTransformer" => XTransformerConfig.FromJson(obj),
+            "TransformerWrapper" => TransformerWrapperConfig.FromJson(obj, v),
+            "ContinuousTransformerWrapper" => ContinuousTransformerWrapperConfig.FromJson(obj, v),
+            "ViTransformerWrapper" => ViTransformerWrapperConfig.FromJson(obj, v),
+            "XTransformer" => XTransformerConfig.FromJson(obj, v),
             "FeedbackTransformer" => FeedbackTransformerConfig.FromJson(obj),
-            "Encoder" or "Decoder" or "CrossAttender" or "AttentionLayers" => new AttentionLayersModelConfig(AttentionLayersConfig.FromJson(obj, "")),
+            "Encoder" or "Decoder" or "CrossAttender" or "AttentionLayers" => new AttentionLayersModelConfig(AttentionLayersConfig.FromJson(obj, "", v)),
             _ => throw new ConfigException("type", $"expected one of {string.Join(", ", Types)}, got {(type is null ? "nothing" : $"'{type}'")}"),
         };
     }
@@ -88,5 +114,12 @@ public abstract record ModelConfig
 public sealed record AttentionLayersModelConfig(AttentionLayersConfig Layers) : ModelConfig
 {
     public override string Type => Layers.Type.JsonName();
-    public override JsonObject ToJson() => Layers.ToJson();
+    public override XTransformersVersion Version { get => Layers.Version; init => Layers = Layers with { Version = value }; }
+
+    public override JsonObject ToJson()
+    {
+        var o = Header();
+        foreach (var (k, v) in Layers.ToJson()) o[k] = v?.DeepClone();
+        return o;
+    }
 }

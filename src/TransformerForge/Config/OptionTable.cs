@@ -7,15 +7,41 @@ namespace TransformerForge.Config;
 /// The explicit map between one option record and its JSON object: each row names a snake_case key (x-transformers'
 /// keyword), how to read it into the record and how to write it back. Unknown keys and wrong JSON types are errors
 /// naming the key. Rows are listed in one place per record, so the table is the documentation of the JSON shape.
+/// A row may belong to one x-transformers version only (<see cref="Only"/>); a table that knows its record's version
+/// (<see cref="VersionedBy"/>) rejects such a key under the other version, naming the key and the version it needs.
 /// </summary>
 public sealed class OptionTable<T> where T : class
 {
-    sealed record Row(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write);
+    sealed record Row(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write, XTransformersVersion? Only = null, string? RenamedTo = null);
 
     readonly List<Row> _rows = new();
     readonly Dictionary<string, string> _aliases = new();
+    Func<T, XTransformersVersion>? _versionOf;
 
     public IEnumerable<string> Keys => _rows.Select(r => r.Key);
+
+    /// <summary>The keys a configuration of <paramref name="version"/> may use.</summary>
+    public IEnumerable<string> KeysFor(XTransformersVersion version) => _rows.Where(r => r.Only is null || r.Only == version).Select(r => r.Key);
+
+    /// <summary>The version a key belongs to, or null when both versions have it.</summary>
+    public XTransformersVersion? VersionOnly(string key) => _rows.FirstOrDefault(r => r.Key == key)?.Only;
+
+    /// <summary>How this table finds the version of the record it reads (for rows marked <see cref="Only"/>).</summary>
+    public OptionTable<T> VersionedBy(Func<T, XTransformersVersion> versionOf)
+    {
+        _versionOf = versionOf;
+        return this;
+    }
+
+    /// <summary>
+    /// Marks the last row as belonging to <paramref name="version"/> only (x-transformers added or removed it); with
+    /// <paramref name="renamedTo"/>, the other version has the same option under that key (both rows set one property).
+    /// </summary>
+    public OptionTable<T> Only(XTransformersVersion version, string? renamedTo = null)
+    {
+        _rows[^1] = _rows[^1] with { Only = version, RenamedTo = renamedTo };
+        return this;
+    }
 
     /// <summary>Second accepted names, each mapped to its main key.</summary>
     public IReadOnlyDictionary<string, string> Aliases => _aliases;
@@ -65,14 +91,17 @@ public sealed class OptionTable<T> where T : class
     /// </summary>
     public OptionTable<T> Include<TPart>(OptionTable<TPart> part, Func<T, TPart> get, Func<T, TPart, T> set) where TPart : class
     {
-        foreach (var (key, read, write) in part.Rows)
+        foreach (var (key, read, write, only, renamedTo) in part.Rows)
+        {
             Add(key, (c, e, path) => set(c, read(get(c), e, path)), c => write(get(c)));
+            if (only is { } v) Only(v, renamedTo);
+        }
         foreach (var (alias, key) in part.Aliases) _aliases[alias] = key;
         return this;
     }
 
-    internal IEnumerable<(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write)> Rows =>
-        _rows.Select(r => (r.Key, r.Read, r.Write));
+    internal IEnumerable<(string Key, Func<T, JsonElement, string, T> Read, Func<T, JsonNode?> Write, XTransformersVersion? Only, string? RenamedTo)> Rows =>
+        _rows.Select(r => (r.Key, r.Read, r.Write, r.Only, r.RenamedTo));
 
     /// <summary>A second accepted name for a key (written back under the main name).</summary>
     public OptionTable<T> Alias(string alias, string key)
@@ -92,13 +121,16 @@ public sealed class OptionTable<T> where T : class
     public T Read(JsonElement obj, T start, string prefix, params string[] skip)
     {
         var seen = new HashSet<string>();
+        var version = _versionOf?.Invoke(start);
         foreach (var p in obj.EnumerateObject())
         {
             if (skip.Contains(p.Name)) continue;
             var key = _aliases.TryGetValue(p.Name, out var main) ? main : p.Name;
             var path = prefix + p.Name;
             var row = _rows.FirstOrDefault(r => r.Key == key)
-                ?? throw new ConfigException(path, $"unknown option{Suggest(p.Name)}");
+                ?? throw new ConfigException(path, $"unknown option{Suggest(p.Name, version)}");
+            if (version is { } v && row.Only is { } only && only != v)
+                throw new ConfigException(path, row.RenamedTo is { } renamed ? $"is called '{renamed}' in x-transformers {v.JsonName()}" : NotInVersion(only, v));
             if (!seen.Add(key)) throw new ConfigException(path, $"given twice (also as an alias of '{key}')");
             start = row.Read(start, p.Value, path);
         }
@@ -108,17 +140,34 @@ public sealed class OptionTable<T> where T : class
     /// <summary>Writes the options of <paramref name="value"/> that differ from <paramref name="defaults"/> (and those in <paramref name="always"/>).</summary>
     public void Write(T value, T defaults, JsonObject target, params string[] always)
     {
+        var version = _versionOf?.Invoke(value);
         foreach (var row in _rows)
         {
+            if (version is { } ver && row.Only is { } only && only != ver) continue;
             var v = row.Write(value);
             var d = row.Write(defaults);
             if (always.Contains(row.Key) || !JsonNode.DeepEquals(v, d)) target[row.Key] = v;
         }
     }
 
-    string Suggest(string name)
+    /// <summary>
+    /// Rejects a record built in C# that sets an option its version does not have (the JSON reader already rejects the
+    /// key): every row of another version must hold its default.
+    /// </summary>
+    public void CheckVersion(T value, T defaults, XTransformersVersion version, string prefix = "")
     {
-        var close = _rows.Select(r => r.Key).Concat(_aliases.Keys)
+        foreach (var row in _rows)
+            if (row.Only is { } only && only != version && row.RenamedTo is null && !JsonNode.DeepEquals(row.Write(value), row.Write(defaults)))
+                throw new ConfigException(prefix + row.Key, NotInVersion(only, version));
+    }
+
+    static string NotInVersion(XTransformersVersion only, XTransformersVersion current) => only == XTransformersVersion.V1_40
+        ? $"is an x-transformers 1.40 option: add \"{XTransformersVersions.Key}\": \"1.40\" at the top of the model JSON"
+        : $"is an x-transformers {only.JsonName()} option that {current.JsonName()} no longer has (this configuration follows {current.JsonName()})";
+
+    string Suggest(string name, XTransformersVersion? version)
+    {
+        var close = _rows.Where(r => version is null || r.Only is null || r.Only == version).Select(r => r.Key).Concat(_aliases.Keys)
             .OrderBy(k => Distance(k, name)).FirstOrDefault(k => Distance(k, name) <= Math.Max(2, name.Length / 4));
         return close is null ? "" : $" (did you mean '{close}'?)";
     }

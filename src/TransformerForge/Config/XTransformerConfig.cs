@@ -11,6 +11,16 @@ namespace TransformerForge.Config;
 public sealed record XTransformerConfig : ModelConfig
 {
     public override string Type => "XTransformer";
+    /// <summary>The x-transformers release both halves follow.</summary>
+    public override XTransformersVersion Version
+    {
+        get => Encoder.Version;
+        init
+        {
+            Encoder = Encoder with { Version = value };
+            Decoder = Decoder with { Version = value };
+        }
+    }
     public int Dim { get; init; }
     public bool TieTokenEmb { get; init; }
     public TransformerWrapperConfig Encoder { get; init; } = new();
@@ -29,7 +39,7 @@ public sealed record XTransformerConfig : ModelConfig
         .Concat(WrapperKeys.Select(k => "dec_" + k))
         .Concat(new[] { "enc_<attn_layers key>", "dec_<attn_layers key>" }).ToArray();
 
-    public static new XTransformerConfig FromJson(JsonElement obj)
+    public static XTransformerConfig FromJson(JsonElement obj, XTransformersVersion version = XTransformersVersion.V0_20)
     {
         if (!obj.TryGetProperty("dim", out var dimEl)) throw new ConfigException("dim", "is required");
         int dim = OptionTable<XTransformerConfig>.ReadInt(dimEl, "dim");
@@ -40,7 +50,7 @@ public sealed record XTransformerConfig : ModelConfig
         var decWrap = new JsonObject();
         foreach (var p in obj.EnumerateObject())
         {
-            if (p.Name is "type" or "dim") continue;
+            if (p.Name is "type" or "dim" or XTransformersVersions.Key) continue;
             if (p.Name == "tie_token_emb")
             {
                 tie = p.Value.ValueKind switch
@@ -61,19 +71,21 @@ public sealed record XTransformerConfig : ModelConfig
             var target = wrapper ? (isEnc ? encWrap : decWrap) : (isEnc ? enc : dec);
             target[key] = JsonNode.Parse(p.Value.GetRawText());
         }
-        var encoder = Wrapper(encWrap, enc, "enc_");
-        var decoder = Wrapper(decWrap, dec, "dec_");
+        // 1.40's encoder is built with return_only_embed (no logits head); 0.20's keeps an unused one.
+        var encoder = Wrapper(encWrap, enc, "enc_", version) with { ReturnOnlyEmbed = version == XTransformersVersion.V1_40 };
+        var decoder = Wrapper(decWrap, dec, "dec_", version);
         return new XTransformerConfig { Dim = dim, TieTokenEmb = tie, Encoder = encoder, Decoder = decoder };
     }
 
-    static TransformerWrapperConfig Wrapper(JsonObject wrap, JsonObject layers, string prefix)
+    static TransformerWrapperConfig Wrapper(JsonObject wrap, JsonObject layers, string prefix, XTransformersVersion version)
     {
         foreach (var k in new[] { "num_tokens", "max_seq_len" })
             if (!wrap.ContainsKey(k)) throw new ConfigException(prefix + k, "is required");
         using var wrapDoc = JsonDocument.Parse(wrap.ToJsonString());
         using var layersDoc = JsonDocument.Parse(layers.ToJsonString());
-        var c = TransformerWrapperConfig.Table.Read(wrapDoc.RootElement, new TransformerWrapperConfig(), prefix);
-        var l = AttentionLayersConfig.Table.Read(layersDoc.RootElement, new AttentionLayersConfig { Type = LayerStackTypes.Parse(layers["type"]!.GetValue<string>()) }, prefix, "type");
+        var c = TransformerWrapperConfig.Table.Read(wrapDoc.RootElement, new TransformerWrapperConfig { Version = version }, prefix);
+        var l = AttentionLayersConfig.Table.Read(layersDoc.RootElement,
+            new AttentionLayersConfig { Type = LayerStackTypes.Parse(layers["type"]!.GetValue<string>()), Version = version }, prefix, "type");
         c = c with { AttnLayers = l };
         c.Validate(prefix);
         return c;
@@ -81,17 +93,18 @@ public sealed record XTransformerConfig : ModelConfig
 
     public override JsonObject ToJson()
     {
-        var o = new JsonObject { ["type"] = Type, ["dim"] = Dim };
+        var o = Header();
+        o["dim"] = Dim;
         if (TieTokenEmb) o["tie_token_emb"] = true;
-        Flatten(Encoder, "enc_", new AttentionLayersConfig { Type = LayerStackType.Encoder }, o);
-        Flatten(Decoder, "dec_", new AttentionLayersConfig { Type = LayerStackType.Decoder, CrossAttend = true }, o);
+        Flatten(Encoder, "enc_", new AttentionLayersConfig { Type = LayerStackType.Encoder, Version = Version }, o);
+        Flatten(Decoder, "dec_", new AttentionLayersConfig { Type = LayerStackType.Decoder, CrossAttend = true, Version = Version }, o);
         return o;
     }
 
     static void Flatten(TransformerWrapperConfig w, string prefix, AttentionLayersConfig defaults, JsonObject o)
     {
         var wrap = new JsonObject();
-        TransformerWrapperConfig.Table.Write(w, new TransformerWrapperConfig(), wrap, "num_tokens", "max_seq_len");
+        TransformerWrapperConfig.Table.Write(w, new TransformerWrapperConfig { Version = w.Version }, wrap, "num_tokens", "max_seq_len");
         foreach (var (k, v) in wrap)
             if (k != "attn_layers") o[prefix + k] = v?.DeepClone();
         var layers = new JsonObject();

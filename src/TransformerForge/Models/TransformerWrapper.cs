@@ -12,7 +12,9 @@ public sealed record WrapperOutput(Tensor Output, IReadOnlyList<Tensor>? Mems = 
 
 /// <summary>
 /// A token model (x-transformers' <c>TransformerWrapper</c>): token embedding + absolute positions, optional memory
-/// tokens (Burtsev et al. 2020, "Memory Transformer"), the layer stack, a final norm and the logits.
+/// tokens (Burtsev et al. 2020, "Memory Transformer"), the layer stack, a final norm and the logits. 0.20 keeps the
+/// final norm here (<c>norm</c>) and the table as <c>token_emb</c>; 1.40 keeps the norm in the stack
+/// (<c>attn_layers.final_norm</c>), the table as <c>token_emb.emb</c> and its logits layer has no bias.
 /// </summary>
 public sealed class TransformerWrapper : LanguageModel
 {
@@ -22,10 +24,11 @@ public sealed class TransformerWrapper : LanguageModel
     public override int MaxSeqLen => Config.MaxSeqLen;
 
     readonly Embedding _tokenEmb;
+    readonly TokenEmbedding? _tokenEmbedding;
     readonly AbsolutePositionalEmbedding? _posEmb;
     readonly Dropout _embDropout;
     readonly Linear? _projectEmb;
-    readonly LayerNorm _norm;
+    readonly LayerNorm? _norm;
     readonly Linear? _toLogits;
 
     public TransformerWrapper(TransformerWrapperConfig c) : this(c, null) { }
@@ -36,17 +39,27 @@ public sealed class TransformerWrapper : LanguageModel
         c.Validate();
         Config = c;
         int dim = c.AttnLayers.Dim, embDim = c.EmbDim ?? dim;
+        bool v140 = c.Version == XTransformersVersion.V1_40;
 
         _tokenEmb = sharedTokenEmb ?? nn.Embedding(c.NumTokens, embDim);
-        if (sharedTokenEmb is null) nn.init.kaiming_normal_(_tokenEmb.weight!);
-        register_module("token_emb", _tokenEmb);
+        if (sharedTokenEmb is null)
+        {
+            // l2-normalised embeddings start tiny (1.40), the others with Kaiming's normal.
+            if (c.L2normEmbed) nn.init.normal_(_tokenEmb.weight!, std: 1e-5);
+            else nn.init.kaiming_normal_(_tokenEmb.weight!);
+        }
+        if (v140) register_module("token_emb", _tokenEmbedding = new TokenEmbedding(_tokenEmb, c.L2normEmbed));
+        else register_module("token_emb", _tokenEmb);
         if (c.UsePosEmb && !c.AttnLayers.HasPosEmb)
-            register_module("pos_emb", _posEmb = new AbsolutePositionalEmbedding(embDim, c.MaxSeqLen));
+        {
+            register_module("pos_emb", _posEmb = new AbsolutePositionalEmbedding(embDim, c.MaxSeqLen, c.L2normEmbed));
+            if (c.L2normEmbed) nn.init.normal_(_posEmb.parameters().First(), std: 1e-5);
+        }
         register_module("emb_dropout", _embDropout = nn.Dropout(c.EmbDropout));
         if (embDim != dim) register_module("project_emb", _projectEmb = nn.Linear(embDim, dim));
         register_module("attn_layers", AttnLayers = new AttentionLayers(c.AttnLayers));
-        register_module("norm", _norm = nn.LayerNorm(dim));
-        if (!c.TieEmbedding) register_module("to_logits", _toLogits = nn.Linear(dim, c.NumTokens));
+        if (!v140) register_module("norm", _norm = nn.LayerNorm(dim));
+        if (!c.TieEmbedding && !c.ReturnOnlyEmbed) register_module("to_logits", _toLogits = nn.Linear(dim, c.NumTokens, hasBias: !v140));
         if ((c.NumMemoryTokens ?? 0) > 0)
         {
             register_parameter("memory_tokens", new Parameter(randn(c.NumMemoryTokens!.Value, dim)));
@@ -82,7 +95,7 @@ public sealed class TransformerWrapper : LanguageModel
 
         // Embeddings: tokens + absolute positions (offset by what a cache has already seen).
         long offset = cache?.TokenLength ?? 0;
-        var h = _tokenEmb.forward(x);
+        var h = _tokenEmbedding?.Forward(x) ?? _tokenEmb.forward(x);
         if (_posEmb is not null) h = h + _posEmb.Forward(n, offset, x.device).to_type(h.dtype);
         h = _embDropout.forward(h);
         if (_projectEmb is not null) h = _projectEmb.forward(h);
@@ -105,10 +118,10 @@ public sealed class TransformerWrapper : LanguageModel
         var (y, inter) = AttnLayers.Forward(h, context, mask?.to_type(ScalarType.Bool), contextMask?.to_type(ScalarType.Bool),
             attnMask, mems, cache, returnAttn);
         if (cache is not null) cache.TokenLength += n;
-        y = _norm.forward(y);
+        if (_norm is not null) y = _norm.forward(y);
 
         if (addMemTokens) y = y.narrow(1, numMem, y.shape[1] - numMem);
-        var output = returnEmbeddings ? y : Logits(y);
+        var output = returnEmbeddings || Config.ReturnOnlyEmbed ? y : Logits(y);
 
         IReadOnlyList<Tensor>? newMems = null;
         if (returnMems)
@@ -116,7 +129,8 @@ public sealed class TransformerWrapper : LanguageModel
             newMems = inter.Hiddens.Select((hid, i) =>
             {
                 var full = mems is not null ? cat(new[] { mems[i], hid }, 1) : hid;
-                long keep = Math.Min(Config.MaxMemLen, full.shape[1]);
+                // 1.40 slices t[..., -max_mem_len:, :], which keeps everything when max_mem_len is 0.
+                long keep = Config.MaxMemLen == 0 && Config.Version == XTransformersVersion.V1_40 ? full.shape[1] : Math.Min(Config.MaxMemLen, full.shape[1]);
                 return full.narrow(1, full.shape[1] - keep, keep).detach();
             }).ToList();
         }

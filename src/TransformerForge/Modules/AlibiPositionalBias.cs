@@ -32,6 +32,21 @@ public sealed class AlibiPositionalBias : ForgeModule
         return (pos.reshape(1, 1, 1, j) * slopes).to_type(dtype).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// x-transformers 1.40's bias [1, heads, i, j]: −slope·|q − k| for the last <paramref name="i"/> of
+    /// <paramref name="j"/> positions as queries, so it also works without a causal mask (an Encoder).
+    /// </summary>
+    public Tensor ForwardDistance(long heads, long i, long j, Device device, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var slopes = get_buffer("slopes")!.to(device);
+        slopes = nn.functional.pad(slopes, new long[] { 0, 0, 0, 0, 0, heads - _alibiHeads });
+        var q = arange(j - i, j, device: device).reshape(1, 1, i, 1);
+        var k = arange(j, device: device).reshape(1, 1, 1, j);
+        var distance = -(k - q).abs().to_type(slopes.dtype);
+        return (distance * slopes).to_type(dtype).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Geometric slopes 2^(-8/n·k); for a head count that is not a power of two, interleave the next power's.</summary>
     public static double[] Slopes(int heads)
     {

@@ -15,16 +15,22 @@ internal sealed record AttentionMask(Tensor? Masked, bool Causal, long Queries, 
 {
     /// <param name="inputs">The block's inputs: <c>Mask</c> (queries), <c>KeyMask</c> (self-attention keys), <c>ContextMask</c>, <c>AttnMask</c>.</param>
     /// <param name="numMemKv">Persistent memory key/values placed before all other keys.</param>
+    /// <param name="v140">
+    /// x-transformers 1.40's rules: only keys are masked for padding (a padding query's output is zeroed afterwards),
+    /// and <c>max_attend_past</c> measures distances without the persistent memory (0.20: both query and key padding,
+    /// distances over every key).
+    /// </param>
     public static AttentionMask Build(BlockInputs inputs, bool isCross, bool causal, int? maxAttendPast, int numMemKv,
-        long batch, long queries, long keys, Device device)
+        long batch, long queries, long keys, Device device, bool v140 = false)
     {
         Tensor? masked = null;
 
-        // Padding: a (query, key) pair counts only when both are real tokens.
+        // Padding: a (query, key) pair counts only when both are real tokens (1.40: when the key is).
         var keyMask = isCross ? inputs.ContextMask : inputs.KeyMask ?? inputs.Mask;
-        if (inputs.Mask is not null || keyMask is not null)
+        var queryMask = v140 ? null : inputs.Mask;
+        if (queryMask is not null || keyMask is not null)
         {
-            var q = inputs.Mask ?? ones(batch, queries, dtype: ScalarType.Bool, device: device);
+            var q = queryMask ?? ones(batch, queries, dtype: ScalarType.Bool, device: device);
             var k = keyMask ?? ones(batch, keys - numMemKv, dtype: ScalarType.Bool, device: device);
             var visible = q.reshape(batch, 1, queries, 1).logical_and(k.reshape(batch, 1, 1, k.shape[1]));
             if (numMemKv > 0) visible = nn.functional.pad(visible, new long[] { numMemKv, 0 }, value: 1).to_type(ScalarType.Bool);
@@ -36,8 +42,11 @@ internal sealed record AttentionMask(Tensor? Masked, bool Causal, long Queries, 
         if (maxAttendPast is { } past)
         {
             // Distance from each query (the last `queries` of `keys` positions) back to each key, as x-transformers 0.20 measures it.
-            var distance = arange(keys - queries, keys, device: device).reshape(1, 1, queries, 1) - arange(keys, device: device).reshape(1, 1, 1, keys);
-            masked = Or(masked, distance.gt(past));
+            long measured = v140 ? keys - numMemKv : keys;
+            var distance = arange(measured - queries, measured, device: device).reshape(1, 1, queries, 1) - arange(measured, device: device).reshape(1, 1, 1, measured);
+            var tooFar = distance.gt(past);
+            if (v140 && numMemKv > 0) tooFar = nn.functional.pad(tooFar, new long[] { numMemKv, 0 }, value: 0).to_type(ScalarType.Bool);
+            masked = Or(masked, tooFar);
         }
         return new AttentionMask(masked, causal, queries, keys);
     }

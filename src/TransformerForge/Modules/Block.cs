@@ -23,6 +23,10 @@ public sealed record BlockInputs
     public LayerCache? Cache { get; init; }
     /// <summary>Whether the caller needs the attention maps (residual attention, return_attn).</summary>
     public bool NeedAttention { get; init; }
+    /// <summary>Value residual (ResFormer): the first attention layer's values [b, kv_heads, keys, d], added to this layer's.</summary>
+    public Tensor? ValueResidual { get; init; }
+    /// <summary>Whether the caller needs this attention block's values (the first layer, for value residuals).</summary>
+    public bool NeedValues { get; init; }
 }
 
 /// <summary>Positional information shared by the self-attention blocks of one stack.</summary>
@@ -33,12 +37,19 @@ public sealed record PositionInputs
     public AlibiPositionalBias? Alibi { get; init; }
     /// <summary>Rotary angles [1, 1, L, l] for positions 0..L-1 of the longest key sequence.</summary>
     public Tensor? RotaryFreqs { get; init; }
+    /// <summary>xPos query scales [1, 1, L, l] for the same positions (keys use the inverse), or null.</summary>
+    public Tensor? XposScale { get; init; }
+    /// <summary>Dynamic position bias (1.40): the MLP from distances to per-head biases.</summary>
+    public DynamicPositionBias? Dynamic { get; init; }
     /// <summary>Position of the first query for T5 buckets (0 in a full forward, as x-transformers 0.20 does even with memories).</summary>
     public long QueryStart { get; init; }
 }
 
-/// <summary>A block's result; attention maps are present for attention blocks when asked for.</summary>
-public readonly record struct BlockOutput(Tensor Output, Tensor? PreSoftmaxAttn = null, Tensor? PostSoftmaxAttn = null)
+/// <summary>
+/// A block's result; attention maps are present for attention blocks when asked for, and an attention block's values
+/// [b, kv_heads, keys, d] (1.40's value residual takes the first layer's).
+/// </summary>
+public readonly record struct BlockOutput(Tensor Output, Tensor? PreSoftmaxAttn = null, Tensor? PostSoftmaxAttn = null, Tensor? Values = null)
 {
     public BlockOutput Map(Func<Tensor, Tensor> f) => this with { Output = f(Output) };
 }

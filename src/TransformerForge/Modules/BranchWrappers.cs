@@ -83,3 +83,28 @@ public sealed class ShiftTokens : Block
         return _fn.Forward(cat(shifted, -1), inputs);
     }
 }
+
+/// <summary>
+/// LayerScale (Touvron et al. 2021, "Going deeper with Image Transformers"): the branch output times a learned scale per
+/// feature, <c>gamma</c>, starting at <c>layerscale_init_value</c> (x-transformers 1.40; with its unit offset the scale
+/// is gamma + 1 and gamma starts at init − 1).
+/// </summary>
+public sealed class LayerScale : Block
+{
+    readonly Block _fn;
+    readonly double _offset;
+
+    public LayerScale(Block fn, int dim, double initValue, bool unitOffset) : base(nameof(LayerScale))
+    {
+        _fn = fn;
+        _offset = unitOffset ? 1 : 0;
+        register_module("fn", fn);
+        register_parameter("gamma", new Parameter(full(dim, initValue - _offset)));
+    }
+
+    public override BlockOutput Forward(Tensor x, BlockInputs inputs)
+    {
+        var gamma = get_parameter("gamma")!;
+        return _fn.Forward(x, inputs).Map(t => t * (_offset == 0 ? gamma : gamma + _offset));
+    }
+}

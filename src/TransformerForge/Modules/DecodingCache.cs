@@ -18,6 +18,8 @@ public sealed class DecodingCache : IDecodingState
     public long KeyLength { get; private set; }
     /// <summary>Real tokens processed (for absolute positions; memory tokens excluded). Maintained by the wrapper.</summary>
     public long TokenLength { get; set; }
+    /// <summary>xPos: the centre the first call scaled its positions around, kept for every later call (set by the stack).</summary>
+    public long? XposCenter { get; set; }
     Tensor? _keyMask;
 
     public void Init(int layers)

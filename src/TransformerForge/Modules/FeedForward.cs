@@ -32,8 +32,10 @@ public sealed class GLU : ForgeModule<Tensor, Tensor>
 }
 
 /// <summary>
-/// Position-wise feed-forward: project in (GELU, ReLU² or a GLU), optional LayerNorm after the activation
-/// (NormFormer, Shleifer et al. 2021), dropout, project out. Submodules sit in <c>net</c> at x-transformers' indices.
+/// Position-wise feed-forward: project in (GELU, ReLU², Swish, or a GLU of one of them: SwiGLU is Swish + GLU),
+/// optional LayerNorm after the activation (NormFormer, Shleifer et al. 2021), dropout, project out, optionally without
+/// biases (<c>ff_no_bias</c>). Submodules sit at x-transformers' indices: 0.20's <c>net</c> keeps an identity where the
+/// norm is off; 1.40's <c>ff</c> leaves it out (so the output projection is <c>ff.2</c>, or <c>ff.3</c> with the norm).
 /// </summary>
 public sealed class FeedForward : Block
 {
@@ -47,13 +49,17 @@ public sealed class FeedForward : Block
     {
         options.Validate();
         int inner = (int)(dim * options.Mult);
-        nn.Module<Tensor, Tensor> act = options.ReluSquared ? new ReluSquared() : nn.GELU();
-        _projectIn = options.Glu ? new GLU(dim, inner, act) : nn.Sequential(nn.Linear(dim, inner), act);
-        _postActNorm = options.PostActLn ? nn.LayerNorm(inner) : nn.Identity();
+        bool bias = !options.NoBias;
+        nn.Module<Tensor, Tensor> act = options.ReluSquared ? new ReluSquared() : options.Swish ? nn.SiLU() : nn.GELU();
+        _projectIn = options.Glu ? new GLU(dim, inner, act) : nn.Sequential(nn.Linear(dim, inner, hasBias: bias), act);
+        _postActNorm = !options.PostActLn ? nn.Identity() : options.IsV140 ? new BiaslessLayerNorm(inner) : nn.LayerNorm(inner);
         _dropout = nn.Dropout(options.Dropout);
-        _projectOut = nn.Linear(inner, dimOut ?? dim);
+        _projectOut = nn.Linear(inner, dimOut ?? dim, hasBias: bias);
         if (zeroInitOutput) Init.Zero(_projectOut);
-        register_module("net", nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut));
+        if (options.IsV140)
+            register_module("ff", options.PostActLn ? nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut) : nn.ModuleList(_projectIn, _dropout, _projectOut));
+        else
+            register_module("net", nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut));
     }
 
     public Tensor Forward(Tensor x) =>

@@ -4,15 +4,23 @@ using static TorchSharp.torch;
 
 namespace TransformerForge.Modules;
 
-/// <summary>RMSNorm (Zhang & Sennrich 2019): x / RMS(x) times a learned gain per feature (x-transformers' eps 1e-8).</summary>
+/// <summary>
+/// RMSNorm (Zhang &amp; Sennrich 2019): x / RMS(x) times a learned gain per feature <c>g</c>. x-transformers 0.20 clamps
+/// the RMS at 1e-8; 1.40 stores the gain as an offset from 1 (<paramref name="unitOffset"/>, so weight decay pulls it
+/// towards 1) and, without a gain, is its <c>SimpleRMSNorm</c>.
+/// </summary>
 public sealed class RMSNorm : ForgeModule<Tensor, Tensor>
 {
-    readonly double _scale, _eps;
+    readonly double _scale, _eps, _offset;
 
-    public RMSNorm(int dim, double eps = 1e-8) : base(nameof(RMSNorm))
+    /// <param name="dim">Features normalised together.</param>
+    /// <param name="eps">Lower bound of RMS(x) (0.20: 1e-8; 1.40 bounds ‖x‖ at 1e-12, i.e. RMS at 1e-12 / √dim).</param>
+    /// <param name="unitOffset">The gain is g + 1, g starting at 0.</param>
+    /// <param name="gain">A learned gain at all (1.40's SimpleRMSNorm has none).</param>
+    public RMSNorm(int dim, double eps = 1e-8, bool unitOffset = false, bool gain = true) : base(nameof(RMSNorm))
     {
-        _scale = Math.Pow(dim, -0.5); _eps = eps;
-        register_parameter("g", new Parameter(ones(dim)));
+        _scale = Math.Pow(dim, -0.5); _eps = eps; _offset = unitOffset ? 1 : 0;
+        if (gain) register_parameter("g", new Parameter(full(dim, 1.0 - _offset)));
     }
 
     public override Tensor forward(Tensor x)
@@ -24,6 +32,7 @@ public sealed class RMSNorm : ForgeModule<Tensor, Tensor>
             return forward(x.to_type(ScalarType.Float32)).to_type(x.dtype).MoveToOuterDisposeScope();
         }
         using var norm = x.norm(-1, keepdim: true) * _scale;
-        return x / norm.clamp_min(_eps) * get_parameter("g")!;
+        var normed = x / norm.clamp_min(_eps);
+        return get_parameter("g") is { } g ? normed * (_offset == 0 ? g : g + _offset) : normed;
     }
 }

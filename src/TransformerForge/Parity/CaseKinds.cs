@@ -25,7 +25,9 @@ public static class CaseKinds
 
     static ParityCall XTransformers(string dir, JsonElement modelJson, JsonElement c)
     {
-        var config = ModelConfig.FromJson(modelJson);
+        // The fixture's source names the x-transformers release (its case.json model has no version key).
+        var version = XTransformersVersions.FromSource(c.TryGetProperty("source", out var s) ? s.GetString() : null);
+        var config = ModelConfig.FromJson(modelJson, version);
         var call = c.GetProperty("call").GetString() ?? "";
         var weightsPath = Path.Combine(dir, "weights.safetensors");
         var inputs = Inputs(dir);
@@ -45,7 +47,7 @@ public static class CaseKinds
             "caption" => (dt, dev) =>
             {
                 // Two models: a ViT encoder and a captioning decoder; returned as one module so both are inspectable.
-                var decoderConfig = ModelConfig.FromJson(c.GetProperty("decoder"));
+                var decoderConfig = ModelConfig.FromJson(c.GetProperty("decoder"), version);
                 var encoder = Build<ViTransformerWrapper>(config, weightsPath, dt, dev);
                 var decoder = Build<TransformerWrapper>(decoderConfig, Path.Combine(dir, "decoder_weights.safetensors"), dt, dev);
                 var encoded = encoder.Forward(inputs(dev, "img", dt), returnEmbeddings: true);

@@ -69,13 +69,22 @@ public static class ParityRunner
     {
         var worst = new Dictionary<ScalarType, double> { [ScalarType.Float64] = 0, [ScalarType.Float32] = 0 };
         var failures = new List<string>();
+        var notes = new List<string>();
         foreach (var (prefix, dtype, tol) in new[] { ("f64.", ScalarType.Float64, F64Tolerance), ("f32.", ScalarType.Float32, F32Tolerance) })
         {
             using var scope = NewDisposeScope();
             Dictionary<string, Tensor> outputs;
             using (no_grad()) outputs = call(dtype, device).Outputs;
             var expectedNames = io.Keys.Where(k => k.StartsWith(prefix)).Select(k => k[prefix.Length..]).ToList();
-            if (expectedNames.Count == 0) throw new InvalidDataException($"io.safetensors has no {prefix}* outputs");
+            // A reference may exist in one precision only (x-transformers 1.40's dynamic position bias cannot run in
+            // float64): that precision is compared, the other is not; a case with neither is broken.
+            if (expectedNames.Count == 0)
+            {
+                if (!io.Keys.Any(k => k.StartsWith("f64.") || k.StartsWith("f32."))) throw new InvalidDataException("io.safetensors has no f64.* or f32.* outputs");
+                worst[dtype] = double.NaN;
+                notes.Add($"no {prefix[..3]} reference");
+                continue;
+            }
             foreach (var output in expectedNames)
             {
                 if (!outputs.TryGetValue(output, out var ours))
@@ -94,7 +103,7 @@ public static class ParityRunner
                 if (!(err <= tol)) failures.Add($"{prefix}{output} {err:0.0e+00} > {tol:0e+00}");
             }
         }
-        return new ParityResult(name, failures.Count == 0, worst[ScalarType.Float64], string.Join("; ", failures), worst[ScalarType.Float32]);
+        return new ParityResult(name, failures.Count == 0, worst[ScalarType.Float64], string.Join("; ", failures.Concat(notes)), worst[ScalarType.Float32]);
     }
 
     public static double RelativeError(Tensor ours, Tensor reference)

@@ -16,10 +16,11 @@ namespace TransformerForge.Runtime;
 /// left over (at least one); one thread means no barrier at all.
 /// </para>
 /// <para>
-/// It runs on the thread that computes (OpenMP's thread count belongs to the calling thread), from the training and
-/// generation loops via <see cref="Adjust"/>. A thread count the user chose (<see cref="Fix"/>, <c>OMP_NUM_THREADS</c>,
-/// or <c>TFORGE_THREADS=fixed</c>) is left alone. Sums split over another number of threads round differently, so
-/// runs that must agree bit for bit (a resumed run against an uninterrupted one) need a fixed count.
+/// It runs on the thread that computes (OpenMP's thread count belongs to the calling thread), from the generation loop
+/// via <see cref="Adjust"/>. A training run chooses once, at its start, and keeps that count (<see cref="ForRun"/>):
+/// sums split over another number of threads round differently, and a resumed run must agree bit for bit with an
+/// uninterrupted one, so the count is saved in the checkpoint and a resumed run takes it again. A thread count the user
+/// chose (<see cref="Fix"/>, <c>OMP_NUM_THREADS</c>, or <c>TFORGE_THREADS=fixed</c>) is left alone.
 /// </para>
 /// </summary>
 public static class ThreadPolicy
@@ -31,6 +32,7 @@ public static class ThreadPolicy
     static readonly object Gate = new();
     static readonly Stopwatch Clock = Stopwatch.StartNew();
     static int? _fixed;
+    static bool _chosen;
     static bool? _adaptive;
     static TimeSpan? _lastCheck;
     static (long Busy, long Total, long Self)? _last;
@@ -56,8 +58,14 @@ public static class ThreadPolicy
         }
     }
 
-    /// <summary>Uses <paramref name="threads"/> threads from now on and stops adapting.</summary>
+    /// <summary>The user's choice (<c>--threads</c>): uses <paramref name="threads"/> threads from now on and stops adapting.</summary>
     public static void Fix(int threads)
+    {
+        Pin(threads);
+        lock (Gate) _chosen = true;
+    }
+
+    static void Pin(int threads)
     {
         if (threads < 1) throw new ArgumentException($"threads must be positive, got {threads}");
         lock (Gate)
@@ -66,6 +74,46 @@ public static class ThreadPolicy
             _adaptive = false;
         }
         set_num_threads(threads);
+    }
+
+    /// <summary>The count the user chose: <see cref="Fix"/>, else <c>OMP_NUM_THREADS</c>; null when none.</summary>
+    static int? UserChoice()
+    {
+        lock (Gate) if (_chosen) return _fixed;
+        return int.TryParse(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)
+            && n > 0 ? n : null;
+    }
+
+    /// <summary>
+    /// Fixes the thread count for a training run and returns it. A run computes with one count from its first step to
+    /// its last, and a resumed run with the count it was saved with: sums split over another number of threads round
+    /// differently, so otherwise a resumed run would drift from an uninterrupted one in the last bits. See <see cref="RunThreads"/>.
+    /// </summary>
+    public static int ForRun(int? saved)
+    {
+        int threads = RunThreads(UserChoice(), saved, () => IsAdaptive ? MeasureOnce() : get_num_threads());
+        Pin(threads);
+        return threads;
+    }
+
+    /// <summary>
+    /// A training run's thread count: the user's choice wins; else a resumed run keeps its saved count; else a new run
+    /// takes <paramref name="measure"/> (the cores the other processes leave now, or libtorch's default where the
+    /// count does not adapt).
+    /// </summary>
+    public static int RunThreads(int? userChoice, int? saved, Func<int> measure) => userChoice ?? saved ?? measure();
+
+    /// <summary>The cores other processes leave free, measured once over a short window.</summary>
+    static int MeasureOnce()
+    {
+        int max = get_num_threads();
+        var first = Sample();
+        Thread.Sleep(250);
+        var second = Sample();
+        if (first is not { } a || second is not { } b || b.Total <= a.Total) return max;
+        int cores = Environment.ProcessorCount;
+        double others = Math.Max(0, (b.Busy - a.Busy) - (b.Self - a.Self)) * cores / (double)(b.Total - a.Total);
+        return Choose(max, cores, others);
     }
 
     /// <summary>

@@ -30,7 +30,10 @@ public static class ModelCost
         };
     }
 
-    /// <summary>x-transformers' <c>TransformerWrapper</c>: every 'a' and 'f' layer of the stack, then the logits.</summary>
+    /// <summary>
+    /// x-transformers' <c>TransformerWrapper</c>: every 'a' and 'f' layer of the stack as it runs (a weight-tied block
+    /// <c>depth</c> times), then the logits. Grouped key/value heads (1.40) shrink the key and value projections only.
+    /// </summary>
     public static double DecoderFlops(TransformerWrapperConfig w, int n)
     {
         var c = w.AttnLayers;
@@ -39,20 +42,25 @@ public static class ModelCost
         double dim = c.Dim, heads = c.Heads, dimHead = a.DimHead;
         double v = heads * dimHead;
         double qk = a.CollabHeads ? (int)(a.CollabCompression * v) : v;
+        double kv = a.CollabHeads ? qk : a.KeyValueHeads(c.Heads) * dimHead;      // to_k's (and to_v's) width
         double keys = n + a.NumMemKv + (w.NumMemoryTokens ?? 0);
 
-        double attention = 2 * dim * qk * 2 + 2 * dim * v                      // to_q, to_k, to_v
+        double attention = 2 * dim * qk + 2 * dim * kv + 2 * dim * (a.CollabHeads ? v : kv)   // to_q, to_k, to_v
                            + 2 * keys * qk + 2 * keys * v                     // q·kᵀ and attention·v
                            + 2 * v * dim * (a.OnAttn ? 2 : 1);                // to_out
         if (a.GateValues) attention += 2 * dim * v;
+        if (a.GateValueHeads) attention += 2 * dim * heads;
         if (a.TalkingHeads) attention += 2 * 2 * heads * heads * keys;        // pre- and post-softmax head mixing
-        if (a.Dconv) attention += 2 * a.DconvKernelSize * (2 * qk + v);
+        attention += ((a.PreTalkingHeads ? 1 : 0) + (a.PostTalkingHeads ? 1 : 0)) * 2 * heads * heads * keys;
+        if (a.Dconv) attention += 2 * a.DconvKernelSize * (qk + 2 * kv);
 
         double inner = (int)(c.Dim * f.Mult);
         double feedForward = 2 * dim * inner * (f.Glu ? 2 : 1) + 2 * inner * dim;
 
-        var layers = c.LayerTypes();
-        double total = layers.Count(t => t is 'a' or 'c') * attention + layers.Count(t => t == 'f') * feedForward;
+        var types = c.LayerTypes();
+        var run = c.ExecutionOrder().Select(i => types[i]).ToList();
+        double total = run.Count(t => t is 'a' or 'c') * attention + run.Count(t => t == 'f') * feedForward;
+        total += c.UnetSkipSources().Count * 2 * (2 * dim) * dim;               // U-Net skip combiners
         int emb = w.EmbDim ?? c.Dim;
         if (emb != c.Dim) total += 2 * emb * dim;
         return total + 2 * dim * w.NumTokens;

@@ -34,7 +34,7 @@ public sealed class Trainer : IDisposable
         : this(model, config, data, options, sampling, ownsModel: false) { }
 
     Trainer(LanguageModel model, ModelConfig config, ITrainingData data, TrainOptions options, SamplingOptions? sampling, bool ownsModel,
-        LearningRateSchedule? schedule = null)
+        LearningRateSchedule? schedule = null, int? savedThreads = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(config);
@@ -47,6 +47,8 @@ public sealed class Trainer : IDisposable
         _data = data;
         Options = options;
         Device = TorchRuntime.SelectDevice(options.Device);
+        SavedThreads = savedThreads;
+        Threads = ThreadPolicy.ForRun(savedThreads);
         Schedule = schedule ?? LearningRateSchedule.From(options);
         _optimizer = new AdamW(ParameterGroups.Split(model, options.WeightDecay), options.Beta1, options.Beta2, options.Epsilon,
             flat: options.FlatOptimizer);
@@ -108,7 +110,8 @@ public sealed class Trainer : IDisposable
         try
         {
             model.to(device);
-            var trainer = new Trainer(model, config, data, options, sampling, ownsModel: true, saved.State.EffectiveSchedule);
+            var trainer = new Trainer(model, config, data, options, sampling, ownsModel: true, saved.State.EffectiveSchedule,
+                saved.State.Threads);
             trainer._optimizer.LoadState(saved.Optimizer, Path.Combine(dir, Checkpoint.OptimizerFile));
             trainer._mixed?.RefreshWeights();
             if (trainer._scaler is not null && saved.State.LossScale is { } scale)
@@ -142,6 +145,10 @@ public sealed class Trainer : IDisposable
     public ModelConfig Config { get; }
     public TrainOptions Options { get; }
     public Device Device { get; }
+    /// <summary>The CPU thread count this run computes with, fixed for the whole run (see <see cref="ThreadPolicy.ForRun"/>).</summary>
+    public int Threads { get; }
+    /// <summary>A resumed run: the thread count its checkpoint was saved with (null for a new run or an older checkpoint).</summary>
+    public int? SavedThreads { get; }
     public LearningRateSchedule Schedule { get; }
     public AdamW Optimizer => _optimizer;
     /// <summary>Mixed precision: the low-precision working copy that runs forward and backward (null in fp32).</summary>
@@ -315,9 +322,8 @@ public sealed class Trainer : IDisposable
     /// </summary>
     (Tensor Values, double Lr) TrainStep(PhaseClock? clock)
     {
-        // Between steps: the thread count follows the machine's load, and free heap pages go back to the kernel when
-        // resident memory has crept up (see ThreadPolicy, NativeMemory).
-        ThreadPolicy.Adjust();
+        // Between steps: free heap pages go back to the kernel when resident memory has crept up (see NativeMemory). The
+        // thread count stays as the run fixed it (see ThreadPolicy.ForRun).
         NativeMemory.TrimIfGrown();
         using var scope = NewDisposeScope();
         var o = Options;
@@ -398,6 +404,7 @@ public sealed class Trainer : IDisposable
             LastEvaluation = LastEvaluation,
             LossScale = _scaler?.Scale,
             LossScaleGoodSteps = _scaler?.GoodSteps ?? 0,
+            Threads = Threads,
         };
         Checkpoint.Save(dir, Config, _model, _optimizer, state, _data, Device);
         return Path.GetFullPath(dir);

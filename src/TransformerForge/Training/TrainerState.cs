@@ -27,6 +27,8 @@ public sealed record TrainerState
     /// <summary>fp16 runs: the dynamic loss scale and the clean steps since it last changed.</summary>
     public double? LossScale { get; init; }
     public int LossScaleGoodSteps { get; init; }
+    /// <summary>The CPU thread count the run computes with (a resumed run keeps it; see <c>ThreadPolicy.ForRun</c>); null in older checkpoints.</summary>
+    public int? Threads { get; init; }
 
     static readonly JsonSerializerOptions Json = new()
     {

@@ -149,4 +149,44 @@ public class CliResumeTests
         // A changed seed is refused by the library's resume rules, in one line.
         CliErrorTests.AssertOneLine(CliProcess.Run(Timeout, "train", "--out", run, "--resume", "--steps", "8", "--seed", "9"), "cannot resume", "seed 1234 → 9");
     }
+
+    /// <summary>
+    /// A run keeps one CPU thread count from start to end, saved in its checkpoint: a resumed run that left out
+    /// --threads computes with the count the run used, so it equals an uninterrupted run bit for bit (another count
+    /// splits sums differently and the weights drift in the last bits, as the last run here shows).
+    /// </summary>
+    [Fact]
+    public void ResumeKeepsTheRunsThreadCount()
+    {
+        using var tmp = new TempDir();
+        var corpus = tmp.File("c.txt", string.Concat(Enumerable.Repeat("to be or not to be, that is the question. whether 'tis nobler in the mind ", 200)));
+        // A count other than libtorch's default here, so that forgetting it on resume shows.
+        var threads = (Environment.ProcessorCount + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string[] Train(string run, int steps) => ["train", "--data", corpus, "--dim", "64", "--depth", "1", "--heads", "2", "--seq-len", "64",
+            "--batch", "8", "--steps", steps.ToString(System.Globalization.CultureInfo.InvariantCulture), "--eval-every", "0",
+            "--sample-every", "0", "--threads", threads, "--out", run];
+        string Weights(string run) => Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(
+            File.ReadAllBytes(Path.Combine(Checkpoint.Resolve(run), "model.safetensors"))));
+        void Ok((int Code, string Stdout, string Stderr) r) => Assert.True(r.Code == 0, r.Stdout + r.Stderr);
+
+        string whole = Path.Combine(tmp.Path, "whole"), resumed = Path.Combine(tmp.Path, "resumed"), changed = Path.Combine(tmp.Path, "changed");
+        Ok(CliProcess.Run(Timeout, Train(whole, 6)));
+        Ok(CliProcess.Run(Timeout, Train(resumed, 3)));
+        Ok(CliProcess.Run(Timeout, Train(changed, 3)));
+        Ok(CliProcess.Run(Timeout, "train", "--out", resumed, "--resume", "--steps", "6"));
+        var other = CliProcess.Run(Timeout, "train", "--out", changed, "--resume", "--steps", "6", "--threads", "1");
+        Ok(other);
+
+        Assert.Equal(int.Parse(threads, System.Globalization.CultureInfo.InvariantCulture), TrainerState.Load(Checkpoint.Resolve(resumed)).Threads);
+        Assert.Equal(Weights(whole), Weights(resumed));
+        Assert.Contains("the run used " + threads, other.Stdout);
+        Assert.NotEqual(Weights(whole), Weights(changed));
+    }
+
+    [Theory]
+    [InlineData(4, 2, 1, 4)]       // the user's choice wins
+    [InlineData(null, 2, 1, 2)]    // else the resumed run's saved count
+    [InlineData(null, null, 1, 1)] // else what the machine leaves now
+    public void RunThreadsPrefersTheUserThenTheCheckpoint(int? user, int? saved, int measured, int expected) =>
+        Assert.Equal(expected, TransformerForge.Runtime.ThreadPolicy.RunThreads(user, saved, () => measured));
 }

@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.Json.Nodes;
 using TransformerForge.Config;
+using TransformerForge.Parity;
 using TransformerForge.Tests.Parity;
 using TransformerForge.Tests.Support;
 
@@ -53,18 +54,26 @@ public class OptionCoverageTests
         from key in attribute.Keys
         select (key, $"{type.Name}.{method.Name}");
 
-    /// <summary>Keys set to a non-default value by a fixture of a family the parity tests run, with the case.</summary>
+    /// <summary>
+    /// Keys set to a non-default value by a fixture of a family the parity tests run (shared, or kept in this repository
+    /// as reference cases made by the original library), with the case. A fixture's <c>source</c> names the x-transformers
+    /// release whose semantics its model uses.
+    /// </summary>
     internal static IEnumerable<(string Key, string Case)> FixtureKeys()
     {
-        foreach (var family in FixtureFamilies.Run.Keys)
-            foreach (var caseName in TestPaths.Cases(family))
-            {
-                var c = JsonNode.Parse(File.ReadAllText(TestPaths.Fixture(family, caseName, "case.json")))!.AsObject();
-                foreach (var part in new[] { "model", "decoder" })
-                    if (c[part] is JsonObject model)
-                        foreach (var key in KeysSetBy(model))
-                            yield return (key, $"{family}/{caseName}");
-            }
+        var dirs = FixtureFamilies.Run.Keys.SelectMany(family => ParityRunner.FindCases(TestPaths.Fixture(family))
+                .Select(dir => (Dir: dir, Case: $"{family}/{Path.GetRelativePath(TestPaths.Fixture(family), dir)}")))
+            .Concat(FixtureFamilies.RepoRun.Keys.SelectMany(family => ParityRunner.FindCases(TestPaths.RepoFixture(family))
+                .Select(dir => (Dir: dir, Case: $"{family}/{Path.GetFileName(dir)}"))));
+        foreach (var (dir, caseName) in dirs)
+        {
+            var c = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "case.json")))!.AsObject();
+            var version = XTransformersVersions.FromSource(c["source"]?.GetValue<string>());
+            foreach (var part in new[] { "model", "decoder" })
+                if (c[part] is JsonObject model)
+                    foreach (var key in KeysSetBy(model, version))
+                        yield return (key, caseName);
+        }
     }
 
     static readonly string[] LayerTypes = { "Encoder", "Decoder", "CrossAttender", "AttentionLayers" };
@@ -74,17 +83,17 @@ public class OptionCoverageTests
     /// configuration (or makes it invalid, as for required keys). Keys of a nested <c>attn_layers</c> count for
     /// AttentionLayers; XTransformer's <c>enc_</c>/<c>dec_</c> keys count for its table and for the table they are routed to.
     /// </summary>
-    internal static IEnumerable<string> KeysSetBy(JsonObject model)
+    internal static IEnumerable<string> KeysSetBy(JsonObject model, XTransformersVersion version = XTransformersVersion.V0_20)
     {
         var type = model["type"]!.GetValue<string>();
         var table = LayerTypes.Contains(type) ? "AttentionLayers" : type;
-        var baseline = Parse(model)!;
+        var baseline = Parse(model, version)!;
 
         bool Matters(Action<JsonObject> remove)
         {
             var copy = model.DeepClone().AsObject();
             remove(copy);
-            return Parse(copy) != baseline;
+            return Parse(copy, version) != baseline;
         }
 
         foreach (var key in model.Select(p => p.Key).Where(k => k != "type").ToList())
@@ -110,9 +119,13 @@ public class OptionCoverageTests
     }
 
     /// <summary>The configuration as the library writes it back, or null when it does not parse.</summary>
-    static string? Parse(JsonObject model)
+    static string? Parse(JsonObject model, XTransformersVersion version)
     {
-        try { return ModelConfig.Parse(model.ToJsonString()).ToJsonString(); }
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(model.ToJsonString());
+            return ModelConfig.FromJson(doc.RootElement, version).ToJsonString();
+        }
         catch (ConfigException) { return null; }
     }
 

@@ -85,7 +85,10 @@ public class EquivalentConfigTests
             { "type": "XTransformer", "dim": 32, "enc_num_tokens": 64, "enc_max_seq_len": 32, "enc_depth": 2, "enc_heads": 4,
               "enc_num_memory_tokens": 3, "dec_num_tokens": 64, "dec_max_seq_len": 32, "dec_depth": 1, "dec_heads": 4 }
             """, perturbSeed: null);
-        TransformerForge.IO.StateDict.Load(x.Encoder, Path.Combine(dir, "weights.safetensors"));
+        // The fixture's weights are float32; the model is float64 (loading is dtype-exact, so widen them first).
+        var weights = Path.Combine(dir, "weights.safetensors");
+        TransformerForge.IO.StateDict.Load(x.Encoder, TransformerForge.IO.SafeTensorsTorch.Load(weights)
+            .ToDictionary(w => w.Key, w => w.Value.to_type(TorchSharp.torch.ScalarType.Float64)), weights);
         var io = TransformerForge.IO.SafeTensorsTorch.Load(Path.Combine(dir, "io.safetensors"));
         using var _ = TorchSharp.torch.no_grad();
         var output = x.Encoder.Forward(io["in.x"], mask: io["in.mask"]).Output;

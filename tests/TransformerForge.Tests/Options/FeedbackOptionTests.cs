@@ -30,7 +30,8 @@ public class FeedbackOptionTests
               "heads": {{c.GetProperty("heads")}}, "d_ff": {{c.GetProperty("d_ff")}}, "shared_kv": {{(sharedKv ? "true" : "false")}}, "max_seq_len": 4097 }
             """, perturbSeed: null);
         var weights = SafeTensorsTorch.Load(Path.Combine(dir, "weights.safetensors"));
-        StateDict.Load(model.Transformer, weights.ToDictionary(w => FeedbackTransformer.FromLabmlName(w.Key), w => w.Value), name);
+        // float32 weights into the float64 model: widened first (loading is dtype-exact).
+        StateDict.Load(model.Transformer, weights.ToDictionary(w => FeedbackTransformer.FromLabmlName(w.Key), w => w.Value.to_type(ScalarType.Float64)), name);
         var io = SafeTensorsTorch.Load(Path.Combine(dir, "io.safetensors"));
         using var _ = no_grad();
         var output = model.Transformer.forward(io["in.x"].to_type(ScalarType.Float64).transpose(0, 1)).transpose(0, 1);

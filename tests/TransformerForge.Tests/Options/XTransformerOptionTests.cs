@@ -19,7 +19,7 @@ public class XTransformerOptionTests
     static readonly Dictionary<string, JsonNode> Samples = new()
     {
         ["alibi_num_heads"] = 2, ["rotary_emb_dim"] = 40, ["custom_layers"] = new JsonArray("a", "f"), ["sandwich_coef"] = 1,
-        ["par_ratio"] = 2, ["attn_sparse_topk"] = 3, ["attn_max_attend_past"] = 5,
+        ["par_ratio"] = 2, ["attn_sparse_topk"] = 3, ["attn_max_attend_past"] = 5, ["attn_kv_heads"] = 2,
     };
 
     /// <summary>A valid value other than <paramref name="defaultValue"/> for an option.</summary>
@@ -48,13 +48,18 @@ public class XTransformerOptionTests
     public void AttentionLayersKeyReachesItsSideOnly(string side, string key)
     {
         var mainKey = AttentionLayersConfig.Table.Aliases.GetValueOrDefault(key, key);
+        // A key of one x-transformers version only is tried in a configuration of that version.
+        var version = AttentionLayersConfig.Table.VersionOnly(mainKey) ?? XTransformersVersion.V0_20;
+        var versionDefaults = new AttentionLayersConfig { Version = version };
         var defaults = new JsonObject();
-        AttentionLayersConfig.Table.Write(new AttentionLayersConfig(), new AttentionLayersConfig(), defaults, AttentionLayersConfig.Table.Keys.ToArray());
+        AttentionLayersConfig.Table.Write(versionDefaults, versionDefaults, defaults, AttentionLayersConfig.Table.Keys.ToArray());
         var value = NonDefault(mainKey, defaults[mainKey]);
 
-        var json = JsonNode.Parse(Base)!.AsObject();
+        var baseJson = JsonNode.Parse(Base)!.AsObject();
+        if (version != XTransformersVersion.V0_20) baseJson[XTransformersVersions.Key] = version.JsonName();
+        var json = baseJson.DeepClone().AsObject();
         json[side + key] = value.DeepClone();
-        var baseline = (XTransformerConfig)ModelConfig.Parse(Base);
+        var baseline = (XTransformerConfig)ModelConfig.Parse(baseJson.ToJsonString());
         XTransformerConfig routed;
         try { routed = (XTransformerConfig)ModelConfig.Parse(json.ToJsonString()); }
         catch (ConfigException e)

@@ -81,6 +81,25 @@ public class SearchSpaceTests
         Assert.True(seen.Count >= choices.Count - 3, $"options turned on in 40 samples: {seen.Count} of {choices.Count}");
     }
 
+    [Fact]
+    public void TheLlamaSpaceSearchesTheX140Options()
+    {
+        // docs/search/llama-space.json: the version key sits in the base model, every sample is a 1.40 model.
+        var space = SearchSpaces.Load(Path.Combine(TestPaths.RepoRoot, "docs", "search", "llama-space.json"));
+        space = SearchSpaces.WithData(space, 20, 16);
+        var samples = Draw(space, 3, 40);
+        var kvHeads = new HashSet<int>();
+        foreach (var c in samples)
+        {
+            var config = (TransformerWrapperConfig)ModelConfig.Parse(c.Spec.ToJsonString());
+            Assert.Equal(XTransformersVersion.V1_40, config.Version);
+            Assert.True(JsonNode.DeepEquals(c.Spec, config.ToJson()), c.Spec.ToJsonString());
+            kvHeads.Add(config.AttnLayers.Attn.KeyValueHeads(config.AttnLayers.Heads));
+            Assert.True(ModelCost.FlopsPerToken(c.Spec, 16) > 0);
+        }
+        Assert.Equal(new HashSet<int> { 1, 2, 4 }, kvHeads);
+    }
+
     [Theory]
     [InlineData("\"attn_layers.ff_relu_sqared\": [true]", "unknown option", "ff_relu_squared")]
     [InlineData("\"attn_layers.depth\": [2, \"deep\"]", "choices.attn_layers.depth[1]", "expected an integer")]

@@ -51,6 +51,21 @@ public class TrialEvaluationTests
         Assert.Equal(plain + 2 * (2 * 32 * 128) + 2 * (3 * 2 * 3 * 32), ModelCost.FlopsPerToken(primer, 16));
         // A longer context costs attention only.
         Assert.Equal(plain + 2 * 2 * (2 * 16 * 32), ModelCost.FlopsPerToken(spec, 32));
+
+        // x-transformers 1.40: one key/value head of 8 makes to_k and to_v 32 → 8; weight-tied layers still run depth times.
+        var v140 = (JsonObject)spec.DeepClone();
+        v140["x_transformers_version"] = "1.40";
+        Assert.Equal(plain, ModelCost.FlopsPerToken(v140, 16));
+        v140["attn_layers"]!["attn_one_kv_head"] = true;
+        Assert.Equal(plain - 2 * (2 * 2 * 32 * (32 - 8)), ModelCost.FlopsPerToken(v140, 16));
+        v140["attn_layers"]!["weight_tie_layers"] = true;
+        Assert.Equal(plain - 2 * (2 * 2 * 32 * (32 - 8)), ModelCost.FlopsPerToken(v140, 16));
+        // Pre- and post-softmax talking heads mix 4 heads over 16 keys each.
+        var talking = (JsonObject)spec.DeepClone();
+        talking["x_transformers_version"] = "1.40";
+        talking["attn_layers"]!["attn_pre_talking_heads"] = true;
+        talking["attn_layers"]!["attn_post_talking_heads"] = true;
+        Assert.Equal(plain + 2 * (2 * 2 * 4 * 4 * 16), ModelCost.FlopsPerToken(talking, 16));
     }
 
     [Fact]
