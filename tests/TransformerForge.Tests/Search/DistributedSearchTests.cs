@@ -111,16 +111,20 @@ public sealed class DistributedSearchTests(PostgresServer server) : IDisposable
         var workers = Enumerable.Range(0, 4).Select(_ => new CliProcess(Worker("four"), StorageEnvironment)).ToList();
         try
         {
-            // Two workers die by SIGKILL (no handler runs) while each evaluates a trial in its child process.
+            // Two workers die by SIGKILL (no handler runs) while each holds a trial it is evaluating in its child process.
+            // "Holds" is read from the study: a child process alone may be the previous trial's, still exiting.
             var killed = new List<int>();
-            foreach (var victim in workers.Take(2))
+            using (var watch = Storage())
             {
-                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-                while (TrialsOf(victim.Id).Count == 0 && !victim.HasExited && DateTime.UtcNow < deadline) Thread.Sleep(20);
-                Assert.False(victim.HasExited, $"worker {victim.Id} ended before it could be killed: {victim.Stdout}{victim.Stderr}");
-                Assert.NotEmpty(TrialsOf(victim.Id));
-                victim.KillParentOnly();
-                killed.Add(victim.Id);
+                foreach (var victim in workers.Take(2))
+                {
+                    bool Holds() => watch.Trials(study.Id).Any(t => t.State == TrialState.Running && t.Worker?.Contains($"/{victim.Id}/") == true);
+                    var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+                    while (!(TrialsOf(victim.Id).Count > 0 && Holds()) && !victim.HasExited && DateTime.UtcNow < deadline) Thread.Sleep(20);
+                    Assert.False(victim.HasExited, $"worker {victim.Id} ended before it could be killed: {victim.Stdout}{victim.Stderr}");
+                    victim.KillParentOnly();
+                    killed.Add(victim.Id);
+                }
             }
             foreach (var survivor in workers.Skip(2))
             {

@@ -154,7 +154,7 @@ public sealed class PostgresStudyStorageTests(PostgresServer server) : StudyStor
     }
 
     [Fact]
-    public void AWaitingTrialLockedByAnotherClaimIsSkippedNotWaitedFor()
+    public async Task AWaitingTrialLockedByAnotherClaimIsSkippedNotWaitedFor()
     {
         using var storage = Open();
         var study = storage.OpenOrCreate(Definition(), 4);
@@ -173,8 +173,8 @@ public sealed class PostgresStudyStorageTests(PostgresServer server) : StudyStor
             lockRow.ExecuteScalar();
         }
         var claim = Task.Run(() => Claim(storage, study, "c", TimeSpan.FromMinutes(1)));
-        Assert.True(claim.Wait(TimeSpan.FromSeconds(20)), "the claim waited for the locked trial");
-        Assert.Equal(1, claim.Result.Number);
+        Assert.True(await Task.WhenAny(claim, Task.Delay(TimeSpan.FromSeconds(20))) == claim, "the claim waited for the locked trial");
+        Assert.Equal(1, (await claim).Number);
         transaction.Rollback();
         Assert.Equal(0, Claim(storage, study, "d", TimeSpan.FromMinutes(1)).Number);
     }
