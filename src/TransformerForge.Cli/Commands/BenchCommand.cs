@@ -15,6 +15,7 @@ public static class BenchCommand
         bench.Subcommands.Add(Train());
         bench.Subcommands.Add(Generate());
         bench.Subcommands.Add(Feedback());
+        bench.Subcommands.Add(Conv());
         bench.Subcommands.Add(Tokenize());
         bench.Subcommands.Add(Search());
         return bench;
@@ -46,7 +47,7 @@ public static class BenchCommand
     /// <summary>Options naming a model: a JSON file, or a preset sized by --dim/--depth/--heads/--vocab.</summary>
     sealed class ModelOptions
     {
-        public readonly Option<string?> Config = new("--config") { Description = "Model JSON (a decoder TransformerWrapper or a FeedbackTransformer); excludes --preset and sizes." };
+        public readonly Option<string?> Config = new("--config") { Description = "Model JSON (a decoder TransformerWrapper, a FeedbackTransformer, a TransformerPlusPlus or an Archai architecture file); excludes --preset and sizes." };
         public readonly Option<string?> Preset = new("--preset") { Description = $"Built-in decoder: {string.Join(", ", ModelPresets.Names)} (default vanilla)." };
         public readonly Option<int?> Dim = new("--dim") { Description = "Preset width (default 256)." };
         public readonly Option<int?> Depth = new("--depth") { Description = "Preset depth (default 4)." };
@@ -205,6 +206,38 @@ public static class BenchCommand
                 rows.AddRange(FeedbackBenchmark.Run(dev, options with { Depth = depth }, Console.WriteLine));
             Console.WriteLine();
             foreach (var line in FeedbackBenchmark.Table(rows)) Console.WriteLine(line);
+            Console.WriteLine($"load average after: {LoadAverage()}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command Conv()
+    {
+        var lengths = new Option<long[]>("--lengths") { Description = "Sequence lengths.", DefaultValueFactory = _ => [1024, 2048, 4096], AllowMultipleArgumentsPerToken = true };
+        var taps = new Option<long[]>("--taps") { Description = "Kernel taps (those up to each length; SGConv's kernels reach the whole sequence).", DefaultValueFactory = _ => [16, 32, 64, 128, 256, 512, 1024, 2048, 4096], AllowMultipleArgumentsPerToken = true };
+        var batch = new Option<int>("--batch") { Description = "Sequences per input [default: 4].", DefaultValueFactory = _ => 4 };
+        var channels = new Option<int>("--channels") { Description = "Channels (each with its own kernel) [default: 128].", DefaultValueFactory = _ => 128 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed runs of each (median reported).", DefaultValueFactory = _ => 7 };
+        var threads = new Option<int?>("--threads") { Description = "libtorch intra-op threads [default: libtorch's choice]." };
+        var device = CliRunner.DeviceOption();
+        var cmd = new Command("conv", "SGConv's long causal convolution: direct sum vs. FFT (interleaved), and which one Transformer++ picks.")
+        {
+            lengths, taps, batch, channels, repeats, threads, device,
+        };
+        cmd.SetAction(r =>
+        {
+            var dev = TorchRuntime.SelectDevice(r.GetValue(device)!);
+            if (r.GetValue(threads) is { } n) ThreadPolicy.Fix(n);
+            Console.WriteLine($"input [{r.GetValue(batch)}, {r.GetValue(channels)}, length], kernel [{r.GetValue(channels)}, taps], float32, forward; " +
+                              $"median of {r.GetValue(repeats)} interleaved runs; {dev}, {TorchSharp.torch.get_num_threads()} threads, load average {LoadAverage()}");
+            var rows = ConvolutionBenchmark.Run(dev, r.GetValue(lengths)!, r.GetValue(taps)!, r.GetValue(batch), r.GetValue(channels), r.GetValue(repeats), Console.WriteLine);
+            foreach (var length in rows.Select(x => x.Length).Distinct())
+            {
+                var faster = rows.Where(x => x.Length == length && x.FftSpeedup > 1).Select(x => x.Taps).DefaultIfEmpty(-1).Min();
+                Console.WriteLine(faster < 0 ? $"length {length}: the direct sum was faster at every kernel size measured"
+                    : $"length {length}: the FFT is faster from {faster} taps on (of those measured)");
+            }
             Console.WriteLine($"load average after: {LoadAverage()}");
             return 0;
         });

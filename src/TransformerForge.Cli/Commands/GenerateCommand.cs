@@ -65,7 +65,7 @@ public static class GenerateCommand
 
         // Everything checkable before the weights load: sizes, the vocabulary, the prompts, the end token.
         var config = ModelConfig.Load(Path.Combine(dir, IO.ModelDirectory.ConfigFile));
-        var numTokens = NumTokens(config) ?? throw new ArgumentException($"the model in '{dir}' ({config.Type}) is not a language model");
+        var numTokens = ModelFactory.Vocabulary(config) ?? throw new ArgumentException($"the model in '{dir}' ({config.Type}) is not a language model");
         var encoded = texts.Select(t => tokenizer.Encode(t)).ToList();
         for (int i = 0; i < encoded.Count; i++)
         {
@@ -169,13 +169,6 @@ public static class GenerateCommand
             throw new ArgumentException("a chars tokenizer needs its vocabulary: give the tokenizer.json it was saved in");
         return Tokenizers.Create(name);
     }
-
-    static int? NumTokens(ModelConfig config) => config switch
-    {
-        TransformerWrapperConfig c => c.NumTokens,
-        FeedbackTransformerConfig c => c.NumTokens,
-        _ => null,
-    };
 
     /// <summary>Ids at or above the model's vocabulary would index past its embedding: refused with the token that did it.</summary>
     static void CheckIds(int[] ids, int numTokens, ITokenizer tokenizer, string what)

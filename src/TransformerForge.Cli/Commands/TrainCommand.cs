@@ -35,7 +35,7 @@ public static class TrainCommand
 
     public static Command Create()
     {
-        var config = new Option<string?>("--config") { Description = "Model JSON (x-transformers constructor as JSON); excludes --preset/--dim/--depth/--heads." };
+        var config = new Option<string?>("--config") { Description = "Model JSON: an x-transformers constructor as JSON, a FeedbackTransformer or TransformerPlusPlus, or an Archai Transformer++ ArchConfig file; excludes --preset/--dim/--depth/--heads." };
         var preset = new Option<string?>("--preset") { Description = $"Built-in model: {string.Join(", ", ModelPresets.Names)} [default: {Demo.Preset}]." };
         var data = new Option<string?>("--data") { Description = "Text corpus: a file, or a folder of .txt files. With --resume: where the run's corpus is now (accepted when its content is the same)." };
         var task = new Option<string?>("--task") { Description = $"Synthetic task: {string.Join(", ", SyntheticTasks.Names)} [default: {Demo.Task} when no --data]." };
@@ -158,10 +158,16 @@ public static class TrainCommand
         if (Checkpoint.IsComplete(Checkpoint.InRun(outDir)))
             throw new ArgumentException($"'{outDir}' already holds a training run; pass --resume to continue it, or choose another --out");
 
-        int seqLen = text ? q.SeqLen ?? (fileConfig as TransformerWrapperConfig)?.MaxSeqLen ?? TextDefaults.SeqLen : 0;
+        int? configSeqLen = fileConfig switch
+        {
+            TransformerWrapperConfig c => c.MaxSeqLen,
+            TransformerPlusPlusConfig c => c.MaxSeqLen,
+            _ => null,
+        };
+        int seqLen = text ? q.SeqLen ?? configSeqLen ?? TextDefaults.SeqLen : 0;
         if (seqLen <= 0 && text) throw new ArgumentException($"--seq-len must be a positive integer, got {seqLen}");
-        if (text && fileConfig is TransformerWrapperConfig fc && seqLen > fc.MaxSeqLen)
-            throw new ArgumentException($"--seq-len {seqLen} is longer than the model's max_seq_len {fc.MaxSeqLen} in {q.Config}");
+        if (text && seqLen > configSeqLen)
+            throw new ArgumentException($"--seq-len {seqLen} is longer than the model's max_seq_len {configSeqLen} in {q.Config}");
 
         using ITrainingData data = text
             ? TextWindowData.Open(q.Data!, Tokenizers.CreateFromCorpus(q.Tokenizer ?? "bytes", q.Data!), seqLen)
@@ -257,9 +263,19 @@ public static class TrainCommand
         _ => throw new ArgumentException($"--target-exact-match must be 0 (off) or in (0, 1], got {value}"),
     };
 
-    static string DescribeModel(ModelConfig c) => c is TransformerWrapperConfig t
-        ? $"{t.AttnLayers.Type.JsonName()}, dim {t.AttnLayers.Dim}, depth {t.AttnLayers.Depth}, heads {t.AttnLayers.Heads}, vocab {t.NumTokens}, max_seq_len {t.MaxSeqLen}"
-        : c.Type;
+    static string DescribeModel(ModelConfig c) => c switch
+    {
+        TransformerWrapperConfig t => $"{t.AttnLayers.Type.JsonName()}, dim {t.AttnLayers.Dim}, depth {t.AttnLayers.Depth}, heads {t.AttnLayers.Heads}, vocab {t.NumTokens}, max_seq_len {t.MaxSeqLen}",
+        TransformerPlusPlusConfig p => $"Transformer++ ({p.Block}), dim {p.Dim}, depth {p.Depth}, mixers {Mixers(p)}, vocab {p.NumTokens}, max_seq_len {p.MaxSeqLen}",
+        _ => c.Type,
+    };
+
+    /// <summary>Each layer's heads per mixer ("mha:2 sgconv:2 | mha:4"), once when every layer has the same.</summary>
+    static string Mixers(TransformerPlusPlusConfig p)
+    {
+        var layers = p.Layers.Select(l => string.Join(" ", l.Mixers.Select(m => $"{m.Op}:{m.Heads}"))).ToList();
+        return layers.Distinct().Count() == 1 ? $"{layers[0]} in every layer" : string.Join(" | ", layers);
+    }
 
     /// <summary>Fails early, naming the file, for a missing or empty corpus (before tokenizer or model work).</summary>
     static void CheckCorpus(string path)

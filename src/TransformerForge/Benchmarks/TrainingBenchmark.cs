@@ -1,5 +1,6 @@
 using System.Globalization;
 using TransformerForge.Config;
+using TransformerForge.Models;
 using TransformerForge.Runtime;
 using TransformerForge.Training;
 using static TorchSharp.torch;
@@ -100,12 +101,8 @@ public static class TrainingBenchmark
             null, timings[^1].Loss, rssAfterWarmup, PeakMemoryMeter.ProcessResidentMiB(), NativeMemory.Trims - trimsBefore);
     }
 
-    static int VocabularyOf(ModelConfig config) => config switch
-    {
-        TransformerWrapperConfig c => c.NumTokens,
-        FeedbackTransformerConfig c => c.NumTokens,
-        _ => throw new ConfigException("type", $"bench train needs a token decoder (TransformerWrapper or FeedbackTransformer), got {config.Type}"),
-    };
+    static int VocabularyOf(ModelConfig config) => ModelFactory.Vocabulary(config)
+        ?? throw new ConfigException("type", $"bench train needs a language model (TransformerWrapper, FeedbackTransformer or TransformerPlusPlus), got {config.Type}");
 
     internal static double Median(IEnumerable<double> values)
     {

@@ -33,7 +33,7 @@ public abstract record ModelConfig
     }
 
     public static readonly string[] Types =
-        { "TransformerWrapper", "ContinuousTransformerWrapper", "ViTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender", "AttentionLayers", "FeedbackTransformer" };
+        { "TransformerWrapper", "ContinuousTransformerWrapper", "ViTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender", "AttentionLayers", "FeedbackTransformer", TransformerPlusPlusConfig.TypeName };
 
     /// <summary>Parses a configuration (comments and trailing commas allowed); any defect is a <see cref="ConfigException"/> naming the key.</summary>
     public static ModelConfig Parse(string json) => Parse(() => StrictJson.Parse(json, lenient: true));
@@ -75,10 +75,14 @@ public abstract record ModelConfig
     public static ModelConfig FromJson(JsonElement obj, XTransformersVersion? version = null)
     {
         if (obj.ValueKind != JsonValueKind.Object) throw new ConfigException("", "the model configuration must be a JSON object");
+        // Archai's ArchConfig files (Transformer++ architectures) have no type.
+        if (ArchaiArchitecture.Matches(obj)) return ArchaiArchitecture.Read(obj);
         var type = obj.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         var v = obj.TryGetProperty(XTransformersVersions.Key, out _) ? XTransformersVersions.Read(obj) : version ?? XTransformersVersion.V0_20;
         if (v != XTransformersVersion.V0_20 && type is "FeedbackTransformer")
             throw new ConfigException(XTransformersVersions.Key, $"{type} follows x-transformers 0.20 only ({Supported140})");
+        if (type is TransformerPlusPlusConfig.TypeName && obj.TryGetProperty(XTransformersVersions.Key, out _))
+            throw new ConfigException(XTransformersVersions.Key, "Transformer++ is Archai's model, not x-transformers': it has no x-transformers version");
         return type switch
         {
             "TransformerWrapper" => TransformerWrapperConfig.FromJson(obj, v),
@@ -86,6 +90,7 @@ public abstract record ModelConfig
             "ViTransformerWrapper" => ViTransformerWrapperConfig.FromJson(obj, v),
             "XTransformer" => XTransformerConfig.FromJson(obj, v),
             "FeedbackTransformer" => FeedbackTransformerConfig.FromJson(obj),
+            TransformerPlusPlusConfig.TypeName => TransformerPlusPlusConfig.FromJson(obj),
             "Encoder" or "Decoder" or "CrossAttender" or "AttentionLayers" => new AttentionLayersModelConfig(AttentionLayersConfig.FromJson(obj, "", v)),
             _ => throw new ConfigException("type", $"expected one of {string.Join(", ", Types)}, got {(type is null ? "nothing" : $"'{type}'")}"),
         };

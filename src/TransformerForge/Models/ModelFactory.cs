@@ -18,7 +18,7 @@ public static class ModelFactory
         CheckFits(config);
         return config switch
         {
-            TransformerWrapperConfig or FeedbackTransformerConfig => BuildLanguageModel(config),
+            TransformerWrapperConfig or FeedbackTransformerConfig or TransformerPlusPlusConfig => BuildLanguageModel(config),
             ContinuousTransformerWrapperConfig c => new ContinuousTransformerWrapper(c),
             ViTransformerWrapperConfig c => new ViTransformerWrapper(c),
             XTransformerConfig c => new XTransformer(c),
@@ -28,13 +28,22 @@ public static class ModelFactory
     }
 
     /// <summary>Whether <paramref name="config"/> describes a token language model (what training and generation take).</summary>
-    public static bool IsLanguageModel(ModelConfig config) => config is TransformerWrapperConfig or FeedbackTransformerConfig;
+    public static bool IsLanguageModel(ModelConfig config) => Vocabulary(config) is not null;
 
-    /// <summary>A token language model: <c>TransformerWrapper</c> or <c>FeedbackTransformer</c>; any other type is an error naming <c>type</c>.</summary>
+    /// <summary>A language model's vocabulary size (its <c>num_tokens</c>), read from the configuration alone; null for any other type.</summary>
+    public static int? Vocabulary(ModelConfig config) => config switch
+    {
+        TransformerWrapperConfig c => c.NumTokens,
+        FeedbackTransformerConfig c => c.NumTokens,
+        TransformerPlusPlusConfig c => c.NumTokens,
+        _ => null,
+    };
+
+    /// <summary>A token language model: <c>TransformerWrapper</c>, <c>FeedbackTransformer</c> or <c>TransformerPlusPlus</c>; any other type is an error naming <c>type</c>.</summary>
     public static LanguageModel CreateLanguageModel(ModelConfig config)
     {
         if (!IsLanguageModel(config))
-            throw new ConfigException("type", $"a {config.Type} is not a language model (TransformerWrapper or FeedbackTransformer)");
+            throw new ConfigException("type", $"a {config.Type} is not a language model (TransformerWrapper, FeedbackTransformer or TransformerPlusPlus)");
         CheckFits(config);
         return BuildLanguageModel(config);
     }
@@ -43,7 +52,8 @@ public static class ModelFactory
     {
         TransformerWrapperConfig c => new TransformerWrapper(c),
         FeedbackTransformerConfig c => new FeedbackLanguageModel(c.NumTokens, c.Dim, c.Heads, c.FeedForwardWidth, c.Depth, c.SharedKv, c.Dropout, c.MaxSeqLen - 1),
-        _ => throw new ConfigException("type", $"a {config.Type} is not a language model (TransformerWrapper or FeedbackTransformer)"),
+        TransformerPlusPlusConfig c => new TransformerPlusPlus(c),
+        _ => throw new ConfigException("type", $"a {config.Type} is not a language model (TransformerWrapper, FeedbackTransformer or TransformerPlusPlus)"),
     };
 
     static void CheckFits(ModelConfig config)

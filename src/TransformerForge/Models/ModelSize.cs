@@ -23,6 +23,7 @@ public static class ModelSize
         XTransformerConfig c => TokenWrapper(c.Encoder) + TokenWrapper(c.Decoder)
                                 - (c.TieTokenEmb ? (long)c.Decoder.NumTokens * (c.Decoder.EmbDim ?? c.Decoder.AttnLayers.Dim) : 0),
         FeedbackTransformerConfig c => Feedback(c),
+        TransformerPlusPlusConfig c => TransformerPlusPlus(c),
         AttentionLayersModelConfig c => Layers(c.Layers),
         _ => throw new NotSupportedException($"ModelSize has no parameter count for configuration type '{config.Type}'; add its case"),
     });
@@ -103,6 +104,42 @@ public static class ModelSize
         long n = checked((long)c.NumTokens * d + c.Depth * layer + 2 * d + (c.Depth + 1L) + Linear(d, c.NumTokens));
         return c.SharedKv ? checked(n + 2 * d * d) : n;                                       // shared memory key/value
     }
+
+    /// <summary>Transformer++: embeddings, per layer its norm(s), mixers, <c>out_proj</c> and GELU feed-forward, then <c>ln_f</c> and <c>lm_head</c>.</summary>
+    static long TransformerPlusPlus(TransformerPlusPlusConfig c)
+    {
+        long dim = c.Dim;
+        bool gpt2 = c.Block == TransformerPlusPlusConfig.Gpt2;
+        long n = checked((long)c.NumTokens * dim + (gpt2 ? (long)c.MaxSeqLen * dim : 0) + 2 * dim);   // wte, wpe, ln_f
+        n = checked(n + (gpt2 ? dim * c.NumTokens : Linear(dim, c.NumTokens)));                       // lm_head
+        foreach (var layer in c.Layers)
+        {
+            long dimHead = dim / layer.Heads;
+            long block = checked((gpt2 ? 4 : 2) * dim + Linear(dim, dim) + Linear(dim, layer.FfInnerDim) + Linear(layer.FfInnerDim, dim));
+            foreach (var m in layer.Mixers)
+                block = checked(block + Mixer(m.Op, dim, checked(m.Heads * dimHead), m.Heads, layer, c.MaxSeqLen));
+            n = checked(n + block);
+        }
+        return n;
+    }
+
+    /// <summary>One token mixer producing <paramref name="dimOut"/> features from <paramref name="heads"/> heads.</summary>
+    static long Mixer(string op, long dim, long dimOut, long heads, TransformerPlusPlusLayer layer, int maxSeqLen) => op switch
+    {
+        "mha" => Linear(dim, checked(3 * dimOut)),                                                                       // Wqkv
+        "sep_conv1d" => checked(Linear(dim, dimOut) + dimOut * layer.SepConv1dKernelSize!.Value + dimOut),               // conv_map_in, depth-wise conv
+        "sgconv" => checked(Linear(dim, 2 * dimOut) + dimOut + Kernels(dimOut, layer.SGConvKernelSize!.Value, maxSeqLen) + Linear(dimOut, dimOut)),
+        "sgconv3" => checked(Linear(dim, 2 * dimOut) + dimOut / heads + dimOut                                            // in_proj, D, D_key
+                             + Kernels(dimOut / heads, layer.SGConv3KernelSize!.Value, maxSeqLen) + Kernels(dimOut, layer.SGConv3KernelSize!.Value, maxSeqLen)
+                             + 5 * Linear(dimOut, dimOut)),                                                               // output, q, k, v, pw
+        "local_attn" => checked(dim * 3 * dimOut),                                                                       // to_qkv, no bias
+        "lsh_attn" => checked(2 * dim + 2 * dim * dimOut),                                                               // layer_norm, query_key, value
+        _ => throw new NotSupportedException($"ModelSize has no parameter count for the Transformer++ mixer '{op}'; add its case"),
+    };
+
+    /// <summary>SGConv's multi-scale kernels: one [channels, kernelSize] parameter per scale.</summary>
+    static long Kernels(long channels, int kernelSize, int maxSeqLen) =>
+        checked(channels * kernelSize * Modules.TokenMixers.LongConvolution.ScaleCount(maxSeqLen, kernelSize));
 
     /// <summary>x-transformers' <c>AttentionLayers</c>: positions, then per layer its norm(s), block and residual join.</summary>
     internal static long Layers(AttentionLayersConfig c)
@@ -208,6 +245,10 @@ public static class ModelSize
         // Feedback: every step attends over all earlier steps of every layer's memory.
         FeedbackTransformerConfig c => new(new AttentionLayersConfig { Dim = c.Dim, Depth = c.Depth, Heads = c.Heads,
             Attn = new AttentionOptions { DimHead = c.Dim / c.Heads }, Ff = new FeedForwardOptions { Mult = (double)c.FeedForwardWidth / c.Dim } }, c.NumTokens, 0),
+        // Transformer++: bounded by a stack of full attention over the widest layer's heads and feed-forward (the
+        // convolutions and windowed or bucketed attention hold less than an n × n score matrix per head).
+        TransformerPlusPlusConfig c => new(new AttentionLayersConfig { Dim = c.Dim, Depth = c.Depth, Heads = c.Layers.Max(l => l.Heads),
+            Attn = new AttentionOptions { DimHead = c.Dim / c.Layers.Max(l => l.Heads) }, Ff = new FeedForwardOptions { Mult = (double)c.Layers.Max(l => l.FfInnerDim) / c.Dim } }, c.NumTokens, 0),
         _ => null,
     };
 

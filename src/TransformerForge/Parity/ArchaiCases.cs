@@ -18,8 +18,8 @@ public static class ArchaiCases
         var options = Options(c);
         var arch = c.TryGetProperty("arch_config", out var a) && a.ValueKind == JsonValueKind.Object ? a : (JsonElement?)null;
         options = WithArchConfig(options, op, arch);
-        var opHeads = c.GetProperty("op_heads").GetInt32();
-        return Prepare(dir, () => TokenMixerFactory.Create(op, opHeads, options));
+        var heads = c.GetProperty("op_heads").GetInt32();
+        return Prepare(dir, () => TokenMixerFactory.Create(op, heads, options));
     }
 
     public static ParityCall PrepareBlock(string dir, string block, JsonElement c)
@@ -34,7 +34,7 @@ public static class ArchaiCases
             JsonElement? arch = c.TryGetProperty(op, out var a) && a.ValueKind == JsonValueKind.Object ? a : null;
             options = WithArchConfig(options, op, arch);
         }
-        return Prepare(dir, () => MixedAttentionBlock.FromAllocation(allocation, options));
+        return Prepare(dir, () => MixedAttentionBlock.Create(MixedAttentionBlock.HeadsFromShares(allocation, options.Heads), options));
     }
 
     static ParityCall Prepare(string dir, Func<nn.Module<Tensor, Tensor>> build)
@@ -54,19 +54,23 @@ public static class ArchaiCases
     static TokenMixerOptions Options(JsonElement c)
     {
         var rotary = c.TryGetProperty("rotary_dim", out var r) && r.ValueKind == JsonValueKind.Number ? r.GetInt32() : 0;
-        return new TokenMixerOptions(
-            HiddenSize: c.GetProperty("hidden_size").GetInt32(),
-            TotalHeads: c.GetProperty("total_heads").GetInt32(),
-            MaxPositionEmbeddings: c.GetProperty("max_position_embeddings").GetInt32(),
-            RotaryDim: rotary);
+        return new TokenMixerOptions
+        {
+            Dim = c.GetProperty("hidden_size").GetInt32(),
+            Heads = c.GetProperty("total_heads").GetInt32(),
+            MaxSeqLen = c.GetProperty("max_position_embeddings").GetInt32(),
+            RotaryDim = rotary,
+        };
     }
 
     /// <summary>The op's own arch config values (Archai ops with requires_extra_config); mha reads none.</summary>
     static TokenMixerOptions WithArchConfig(TokenMixerOptions options, string op, JsonElement? arch) => op switch
     {
         "sep_conv1d" => options with { SepConvKernelSize = Int(arch, "kernel_size") },
-        "sgconv" or "sgconv3" => options with { SGConvKernelSize = Int(arch, "kernel_size") },
-        "local_attn" => options with { WindowSize = Int(arch, "window_size") },
+        "sgconv" => options with { SGConvKernelSize = Int(arch, "kernel_size") },
+        "sgconv3" => options with { SGConv3KernelSize = Int(arch, "kernel_size") },
+        "local_attn" => options with { LocalAttnWindowSize = Int(arch, "window_size") },
+        "lsh_attn" => options with { LshNumHashes = Int(arch, "num_hashes"), LshBucketSize = Int(arch, "bucket_size") },
         _ => options,
     };
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using TransformerForge.Config;
 
 namespace TransformerForge.Search;
 
@@ -125,6 +126,9 @@ public sealed class TfppSpace : ISearchSpace
             }
         foreach (var key in new[] { "vocab_size", "n_positions" })
             if (hf[key] is JsonNode v) PositiveInts(v, key).Single();
+        foreach (var key in hf.Select(p => p.Key))
+            if (!ArchaiArchitecture.HuggingFaceKeys.Contains(key))
+                throw new SearchException($"space: hf_config.{key} is not a key Transformer++ models read (known: {string.Join(", ", ArchaiArchitecture.HuggingFaceKeys)})");
 
         foreach (var dim in choices["embed_dims"])
             if (!choices["total_heads"].Any(t => dim % t == 0))
@@ -192,7 +196,25 @@ public sealed class TfppSpace : ISearchSpace
             },
         };
         foreach (var (k, v) in _hfConfig) sample[k] = v?.DeepClone();
+        Validate(sample);
         return sample;
+    }
+
+    /// <summary>
+    /// Reads the sample with the model loader that <c>tforge train --config</c> uses, so an architecture that would not
+    /// load (e.g. an SGConv kernel of twice n_positions, LSH attention on odd heads) is never trained: it is an invalid
+    /// candidate naming the key.
+    /// </summary>
+    static void Validate(JsonObject sample)
+    {
+        try
+        {
+            ModelConfig.Parse(sample.ToJsonString());
+        }
+        catch (ConfigException e)
+        {
+            throw new InvalidCandidateException(e.Message);
+        }
     }
 
     public JsonObject ToJson()

@@ -11,10 +11,13 @@ namespace TransformerForge.Tests.Archai;
 /// </summary>
 public class TokenMixerCausalityTests
 {
-    const int Hidden = 32, TotalHeads = 4;
+    const int Dim = 32;
 
-    static readonly TokenMixerOptions Options = new(Hidden, TotalHeads, MaxPositionEmbeddings: 64, RotaryDim: 4,
-        SepConvKernelSize: 5, SGConvKernelSize: 16, WindowSize: 8);
+    static readonly TokenMixerOptions Options = new()
+    {
+        Dim = Dim, Heads = 4, MaxSeqLen = 64, RotaryDim = 4, SepConvKernelSize = 5, SGConvKernelSize = 16, SGConv3KernelSize = 8,
+        LocalAttnWindowSize = 8, LshNumHashes = 2, LshBucketSize = 4,
+    };
 
     public static TheoryData<string, int> Cases()
     {
@@ -35,17 +38,17 @@ public class TokenMixerCausalityTests
         using var _ = no_grad();
         manual_seed(7);
         nn.Module<Tensor, Tensor> mixer = op == "mixed"
-            ? MixedAttentionBlock.FromAllocation([("mha", 0.5), ("sgconv", 0.25), ("local_attn", 0.25)], Options)
+            ? MixedAttentionBlock.Create([("mha", 2), ("sgconv", 1), ("local_attn", 1)], Options)
             : TokenMixerFactory.Create(op, 2, Options);
         mixer.to(ScalarType.Float64);
         mixer.eval();
 
-        var x = randn(2, length, Hidden, dtype: ScalarType.Float64);
+        var x = randn(2, length, Dim, dtype: ScalarType.Float64);
         var before = mixer.forward(x);
         foreach (var position in new[] { 0, 9, length - 1 })
         {
             var changed = x.clone();
-            changed[.., position] = randn(2, Hidden, dtype: ScalarType.Float64);
+            changed[.., position] = randn(2, Dim, dtype: ScalarType.Float64);
             var after = mixer.forward(changed);
 
             if (position > 0)

@@ -8,7 +8,7 @@ namespace TransformerForge.Tests.Benchmarks;
 [Collection(nameof(MemoryMeasurement))]
 public class TrainingBenchmarkTests
 {
-    static TransformerWrapperConfig Tiny(int maxSeqLen) => ModelPresets.Create(ModelPresets.Vanilla, 16, maxSeqLen, 16, 1, 2);
+    static TransformerWrapperConfig Tiny(int maxSeqLen) => (TransformerWrapperConfig)ModelPresets.Create(ModelPresets.Vanilla, 16, maxSeqLen, 16, 1, 2);
 
     [Theory]
     [InlineData("fp32", true)]

@@ -42,6 +42,9 @@ public class ModelSizeTests
         """{"type": "Decoder", "dim": 8, "depth": 2, "heads": 2, "custom_layers": ["a", "f", "f", "a"], "alibi_pos_bias": true, "alibi_learned": true, "alibi_num_heads": 1, "attn_dim_head": 4}""",
         """{"type": "Encoder", "dim": 8, "depth": 2, "heads": 4, "attn_collab_heads": true, "attn_gate_values": true, "attn_num_mem_kv": 3, "use_rmsnorm": true, "sandwich_norm": true}""",
         """{"type": "TransformerWrapper", "num_tokens": 11, "max_seq_len": 8, "attn_layers": {"type": "Decoder", "dim": 16, "depth": 2, "heads": 2, "primer_ez": true, "attn_dconv_shared_heads": true, "attn_dconv_kernel_size": 5}}""",
+        // Transformer++: every mixer, layers that differ, both layouts (GPT-2 has positions and no lm_head bias).
+        """{"type": "TransformerPlusPlus", "num_tokens": 13, "max_seq_len": 20, "dim": 24, "heads": 4, "ff_inner_dim": 40, "mixers": {"mha": 1, "sgconv": 1, "sgconv3": 2}, "sgconv_kernel_size": 3, "sgconv3_kernel_size": 6, "layers": [{}, {"heads": 6, "ff_inner_dim": 16, "mixers": {"sep_conv1d": 2, "local_attn": 2, "lsh_attn": 2}, "sep_conv1d_kernel_size": 3, "local_attn_window_size": 4, "lsh_num_hashes": 2, "lsh_bucket_size": 4}]}""",
+        """{"type": "TransformerPlusPlus", "num_tokens": 13, "max_seq_len": 16, "dim": 16, "depth": 2, "block": "gpt2", "heads": 2, "ff_inner_dim": 24, "mixers": {"mha": 1, "sgconv3": 1}, "sgconv3_kernel_size": 5}""",
     };
 
     [Theory]

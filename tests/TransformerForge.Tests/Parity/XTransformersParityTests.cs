@@ -43,18 +43,18 @@ public class XTransformersParityTests
     [Fact]
     public void UnsupportedOptionFailsWithNotSupported()
     {
-        // An op we do not implement (Archai's LSH attention has no fixture yet) fails the case and says so.
+        // An op we do not implement (Archai's deprecated flash_mha) fails the case and says so.
         var tmp = Directory.CreateTempSubdirectory("tforge-parity-").FullName;
         try
         {
             var src = TestPaths.Fixture("archai", "sgconv");
             foreach (var f in Directory.GetFiles(src)) File.Copy(f, Path.Combine(tmp, Path.GetFileName(f)));
-            var json = File.ReadAllText(Path.Combine(tmp, "case.json")).Replace("\"sgconv\"", "\"lsh_attn\"");
+            var json = File.ReadAllText(Path.Combine(tmp, "case.json")).Replace("\"sgconv\"", "\"flash_mha\"");
             File.WriteAllText(Path.Combine(tmp, "case.json"), json);
-            var result = ParityRunner.Run(tmp, "lsh");
+            var result = ParityRunner.Run(tmp, "flash_mha");
             Assert.False(result.Pass);
             Assert.StartsWith("not supported:", result.Note);
-            Assert.Contains("lsh_attn", result.Note);
+            Assert.Contains("flash_mha", result.Note);
         }
         finally { Directory.Delete(tmp, true); }
     }
