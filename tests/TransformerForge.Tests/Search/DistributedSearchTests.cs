@@ -138,7 +138,9 @@ public sealed class DistributedSearchTests(PostgresServer server) : IDisposable
             AssertAccountedFor(rows, trials);
             // The killed workers' trials were re-run by the others (the same machine knows its dead processes at once).
             var rerun = rows.Where(t => t.Attempt == 2).ToList();
-            Assert.Equal(2, rerun.Count);
+            Assert.True(rerun.Count == 2, $"killed {string.Join(", ", killed)}; trials: " +
+                string.Join("; ", rows.Select(t => $"{t.Number} attempt {t.Attempt} by {t.Worker} ({t.Error})")) +
+                $"; survivors said: {string.Join(" | ", workers.Skip(2).SelectMany(w => w.Stdout.Split('\n')).Where(l => l.Contains("re-running")))}");
             var rerunLines = workers.Skip(2).SelectMany(w => w.Stdout.Split('\n')).Where(l => l.Contains("re-running (attempt 2; re-queued after attempt 1: worker")).ToList();
             Assert.All(killed, pid => Assert.Single(rerunLines, l => l.Contains($"/{pid}/") && l.Contains("is gone")));
             Assert.True(rows.Select(t => t.Worker).Distinct().Count() >= 2, "the trials were not shared between workers");
