@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
+using Npgsql;
 using TransformerForge.Data;
 using TransformerForge.Search;
 using TransformerForge.Tests.Data;
@@ -56,24 +58,99 @@ public sealed class DistributedSearchTests(PostgresServer server) : IDisposable
 
     PostgresStudyStorage Storage() => new(_db.Url, TimeSpan.FromSeconds(60));
 
-    /// <summary>Live trial processes (<c>tforge search trial</c>) whose parent is <paramref name="pid"/>.</summary>
-    static List<int> TrialsOf(int pid)
+    /// <summary>Whether the server takes a new connection now.</summary>
+    bool ServerAccepts()
     {
-        var found = new List<int>();
+        var builder = PostgresUrl.Parse(_db.Url);
+        builder.Pooling = false;
+        builder.Timeout = 2;
+        try
+        {
+            using var c = new NpgsqlConnection(builder.ConnectionString);
+            c.Open();
+            return true;
+        }
+        catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Live trial processes (<c>tforge search trial ... --trial N</c>) whose parent is <paramref name="pid"/>,
+    /// with the trial number each runs.</summary>
+    static List<(int Pid, int Trial)> TrialsOf(int pid)
+    {
+        var found = new List<(int, int)>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(dir), out var child)) continue;
             try
             {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var rest = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ');
-                if (rest[0] != "Z" && rest[1] == pid.ToString() && cmdline.Contains(" search trial ")) found.Add(child);
+                var rest = StatFields(child);
+                var args = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                int at = Array.IndexOf(args, "--trial");
+                if (rest[0] != "Z" && rest[1] == pid.ToString() && args.Contains("search") && args.Contains("trial") && at >= 0 && at + 1 < args.Length
+                    && int.TryParse(args[at + 1], out var number))
+                    found.Add((child, number));
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
         }
         return found;
+    }
+
+    /// <summary>The fields of <c>/proc/PID/stat</c> after the command name: [0] is the state, [1] the parent.</summary>
+    static string[] StatFields(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int signal);
+
+    const int SIGCONT = 18, SIGSTOP = 19;
+
+    /// <summary>Freezes a process (SIGSTOP) and returns once the kernel shows it stopped.</summary>
+    static void Freeze(int pid)
+    {
+        Assert.Equal(0, kill(pid, SIGSTOP));
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (StatFields(pid)[0] != "T" && DateTime.UtcNow < until) Thread.Sleep(5);
+        Assert.Equal("T", StatFields(pid)[0]);
+    }
+
+    /// <summary>
+    /// Freezes <paramref name="group"/> (SIGSTOP) at a moment when every one of them is certainly mid-trial, and returns
+    /// the trial each runs, leaving them frozen. A worker records a trial's result only after its child process has
+    /// exited and been reaped, so a frozen worker with a live trial child holds that trial unfinished, and can neither
+    /// finish it nor claim another until it is resumed. Whenever one of them is between trials (or its child has just
+    /// exited) all are resumed and watched again. Seeing a child alone is not enough: it may be the previous trial's,
+    /// still exiting, while the worker records that trial's result.
+    /// </summary>
+    static List<int> FreezeMidTrial(IReadOnlyList<CliProcess> group, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline && !group.Any(w => w.HasExited))
+        {
+            if (group.Any(w => TrialsOf(w.Id).Count == 0))
+            {
+                Thread.Sleep(20);
+                continue;
+            }
+            foreach (var w in group) Freeze(w.Id);
+            var running = group.Select(w => TrialsOf(w.Id)).ToList();
+            if (running.All(r => r.Count == 1)) return running.Select(r => r[0].Trial).ToList();
+            foreach (var w in group) Assert.Equal(0, kill(w.Id, SIGCONT));
+        }
+        Assert.Fail($"workers {string.Join(", ", group.Select(w => w.Id))} were never all mid-trial at once: " +
+                    string.Join(" | ", group.Select(w => w.Stdout + w.Stderr)));
+        return [];
+    }
+
+    static void Resume(IEnumerable<CliProcess> group)
+    {
+        foreach (var w in group) Assert.Equal(0, kill(w.Id, SIGCONT));
     }
 
     /// <summary>Processes of this machine whose command line contains <paramref name="text"/>.</summary>
@@ -111,19 +188,23 @@ public sealed class DistributedSearchTests(PostgresServer server) : IDisposable
         var workers = Enumerable.Range(0, 4).Select(_ => new CliProcess(Worker("four"), StorageEnvironment)).ToList();
         try
         {
-            // Two workers die by SIGKILL (no handler runs) while each holds a trial it is evaluating in its child process.
-            // "Holds" is read from the study: a child process alone may be the previous trial's, still exiting.
-            var killed = new List<int>();
+            // Two workers die by SIGKILL (no handler runs), each while it holds a trial it is evaluating in its child
+            // process: frozen mid-trial (FreezeMidTrial), its attempt read from the study while it is frozen (nobody
+            // re-queues it then: the process exists, and the grace period is 60 s), then killed.
+            // Workers start cold and unevenly (a fresh build under load), so the second victim may well be running the
+            // trial the first one abandoned: each kill is checked against the trial and attempt it held, not a count.
+            var held = new List<(int Pid, string Worker, int Number, int Attempt)>();
             using (var watch = Storage())
             {
                 foreach (var victim in workers.Take(2))
                 {
-                    bool Holds() => watch.Trials(study.Id).Any(t => t.State == TrialState.Running && t.Worker?.Contains($"/{victim.Id}/") == true);
-                    var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-                    while (!(TrialsOf(victim.Id).Count > 0 && Holds()) && !victim.HasExited && DateTime.UtcNow < deadline) Thread.Sleep(20);
-                    Assert.False(victim.HasExited, $"worker {victim.Id} ended before it could be killed: {victim.Stdout}{victim.Stderr}");
+                    var number = FreezeMidTrial([victim], TimeSpan.FromSeconds(90))[0];
+                    var rows = watch.Trials(study.Id);
+                    var row = rows.SingleOrDefault(t => t.Number == number && t.State == TrialState.Running && t.Worker?.Contains($"/{victim.Id}/") == true);
+                    Assert.True(row is not null, $"worker {victim.Id} runs trial {number} but the study does not show it holding it: " +
+                        string.Join("; ", rows.Select(t => $"{t.Number} {t.State} attempt {t.Attempt} by {t.Worker}")));
                     victim.KillParentOnly();
-                    killed.Add(victim.Id);
+                    held.Add((victim.Id, row.Worker!, number, row.Attempt));
                 }
             }
             foreach (var survivor in workers.Skip(2))
@@ -134,16 +215,25 @@ public sealed class DistributedSearchTests(PostgresServer server) : IDisposable
             }
 
             using var storage = Storage();
-            var rows = storage.Trials(study.Id);
-            AssertAccountedFor(rows, trials);
-            // The killed workers' trials were re-run by the others (the same machine knows its dead processes at once).
-            var rerun = rows.Where(t => t.Attempt == 2).ToList();
-            Assert.True(rerun.Count == 2, $"killed {string.Join(", ", killed)}; trials: " +
-                string.Join("; ", rows.Select(t => $"{t.Number} attempt {t.Attempt} by {t.Worker} ({t.Error})")) +
-                $"; survivors said: {string.Join(" | ", workers.Skip(2).SelectMany(w => w.Stdout.Split('\n')).Where(l => l.Contains("re-running")))}");
-            var rerunLines = workers.Skip(2).SelectMany(w => w.Stdout.Split('\n')).Where(l => l.Contains("re-running (attempt 2; re-queued after attempt 1: worker")).ToList();
-            Assert.All(killed, pid => Assert.Single(rerunLines, l => l.Contains($"/{pid}/") && l.Contains("is gone")));
-            Assert.True(rows.Select(t => t.Worker).Distinct().Count() >= 2, "the trials were not shared between workers");
+            var all = storage.Trials(study.Id);
+            AssertAccountedFor(all, trials);
+            // Each abandoned attempt was re-queued at once (its worker is known gone on this machine, not after the
+            // 60 s grace) and run again as the next attempt by a worker still alive then (a victim's own output counts:
+            // the second victim may have re-run the first one's trial before it died in turn), and it is the only
+            // re-run: one attempt per trial plus one per kill, so no trial was lost, none run twice over.
+            var said = workers.SelectMany(w => w.Stdout.Split('\n')).Select(l => l.TrimEnd('\r')).Where(l => l.Contains("re-running")).ToList();
+            string Story() => $"killed {string.Join(", ", held.Select(h => $"{h.Pid} holding trial {h.Number} attempt {h.Attempt}"))}; trials: " +
+                string.Join("; ", all.Select(t => $"{t.Number} attempt {t.Attempt} by {t.Worker} ({t.Error})")) + $"; workers said: {string.Join(" | ", said)}";
+            foreach (var (pid, worker, number, attempt) in held)
+            {
+                var row = all[number];
+                Assert.True(row.Attempt > attempt && row.Worker?.Contains($"/{pid}/") == false, $"trial {number} was not re-run after worker {pid} died: {Story()}");
+                var line = $"trial {number}: re-running (attempt {attempt + 1}; re-queued after attempt {attempt}: worker {worker} is gone)";
+                Assert.True(said.Count(l => l.EndsWith(line, StringComparison.Ordinal)) == 1, $"expected once: '{line}'; {Story()}");
+            }
+            Assert.True(said.Count == held.Count, Story());
+            Assert.True(all.Sum(t => t.Attempt) == trials + held.Count, Story());
+            Assert.True(all.Select(t => t.Worker).Distinct().Count() >= 2, "the trials were not shared between workers");
 
             // One worker, same seed and budget: exactly the same candidates, trial by trial, with the same results.
             var single = Create(storage, "one", trials);
@@ -151,8 +241,8 @@ public sealed class DistributedSearchTests(PostgresServer server) : IDisposable
             new SearchWorker(storage, single, new InProcessTrialEvaluator(), candidates, settings, worker: "single").Run();
             var alone = storage.Trials(single.Id);
             AssertAccountedFor(alone, trials);
-            Assert.Equal(alone.Select(t => t.Key), rows.Select(t => t.Key));
-            Assert.Equal(alone.Select(t => t.Metric(Metrics.Params)), rows.Select(t => t.Metric(Metrics.Params)));
+            Assert.Equal(alone.Select(t => t.Key), all.Select(t => t.Key));
+            Assert.Equal(alone.Select(t => t.Metric(Metrics.Params)), all.Select(t => t.Metric(Metrics.Params)));
         }
         finally
         {
@@ -163,21 +253,31 @@ public sealed class DistributedSearchTests(PostgresServer server) : IDisposable
     [Fact]
     public void WorkersReconnectAfterTheServerRestartsMidSearchAndGoOn()
     {
-        const int trials = 6;
+        const int trials = 9;
         StudyInfo study;
         using (var storage = Storage()) study = Create(storage, "restart", trials);
         var workers = Enumerable.Range(0, 3).Select(_ => new CliProcess(Worker("restart", "--grace", "3", "--reconnect", "120"), StorageEnvironment)).ToList();
         try
         {
-            using (var storage = Storage())
-            {
-                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(120);
-                while (storage.Trials(study.Id).Count(t => t.IsFinished) < 2 && DateTime.UtcNow < deadline) Thread.Sleep(100);
-                Assert.True(storage.Trials(study.Id).Count(t => t.IsFinished) < trials, "the search ended before the restart");
-            }
+            // The server crashes while every worker is mid-trial: they are frozen at such a moment (FreezeMidTrial), so
+            // none can record its trial before the crash, and resumed as soon as the server is down, so each meets the
+            // outage on its own (heartbeats fail; its child finishes; recording the result is retried until the server
+            // is back). Waiting for some number of finished trials instead is a race under load: the workers of a cold
+            // start may finish the search's other trials before the server goes down.
+            FreezeMidTrial(workers, TimeSpan.FromSeconds(120));
             var down = TimeSpan.FromSeconds(3);
             var restarted = DateTimeOffset.UtcNow + down;   // the server is back no earlier than this
-            server.Restart(down);
+            var restart = Task.Run(() => server.Restart(down));
+            try
+            {
+                var until = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+                while (ServerAccepts() && !restart.IsCompleted && DateTime.UtcNow < until) Thread.Sleep(50);
+            }
+            finally
+            {
+                Resume(workers);
+            }
+            restart.GetAwaiter().GetResult();
             foreach (var w in workers)
             {
                 int code = w.Wait(Timeout);
@@ -186,8 +286,8 @@ public sealed class DistributedSearchTests(PostgresServer server) : IDisposable
             using var after = Storage();
             var rows = after.Trials(study.Id);
             AssertAccountedFor(rows, trials);
-            // Each worker recorded results after the server came back (so it reconnected), and the outage orphaned
-            // nothing: every trial ran once.
+            // Each worker recorded results after the server came back (at least the trial it held: so it reconnected),
+            // and the outage orphaned nothing: every trial ran once.
             Assert.Equal(3, rows.Where(t => t.FinishedAt > restarted).Select(t => t.Worker).Distinct().Count());
             Assert.All(rows, t => Assert.True(t.Attempt == 1, $"trial {t.Number} ran {t.Attempt} times: {t.Error}"));
         }
