@@ -142,6 +142,7 @@ def commands(a, python):
     return [(s, [str(x) for x in stacks[s][0]], stacks[s][1]) for s in wanted]
 
 
+CPU_KEYS = ("step_cpu_ms", "fwd_cpu_ms", "bwd_cpu_ms", "opt_cpu_ms")
 OMP_ENV = {"spin": {"GOMP_SPINCOUNT": "10000"}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "default": {}}
 
 
@@ -198,6 +199,10 @@ def main():
         if a.workload == "train":
             parts = {k: statistics.median(float(f[k]) for f in results[name]) for k in ("fwd_ms", "bwd_ms", "opt_ms", "peak_rss_mib")}
             extra = f"  (forward {parts['fwd_ms']:.1f} / backward {parts['bwd_ms']:.1f} / optimizer {parts['opt_ms']:.1f} ms), peak RSS {parts['peak_rss_mib']:.0f} MiB"
+            if all("step_cpu_ms" in f for f in results[name]):
+                cpu = {k: statistics.median(float(f[k]) for f in results[name]) for k in CPU_KEYS}
+                extra += (f"; CPU time {cpu['step_cpu_ms']:.1f} ms (forward {cpu['fwd_cpu_ms']:.1f} / backward {cpu['bwd_cpu_ms']:.1f}"
+                          f" / optimizer {cpu['opt_cpu_ms']:.1f})")
         print(f"{name:18} median {key} {statistics.median(values):10.2f}{extra}")
     print()
     for name, _, _ in stacks:
@@ -206,9 +211,17 @@ def main():
         ratios = [float(o[key]) / float(t[key]) for o, t in zip(results[ours], results[name])]
         print(f"{ours} / {name}: per round {', '.join(f'{x:.3f}' for x in ratios)}; median {statistics.median(ratios):.3f}"
               + ("  (time ratio: below 1 means tforge is faster)" if a.workload == "train" else "  (speed ratio: above 1 means tforge is faster)"))
+        if a.workload == "generate" and all("cpu_ms_per_token" in f for f in results[ours] + results[name]):
+            cpu = statistics.median(float(t["cpu_ms_per_token"]) / float(o["cpu_ms_per_token"]) for o, t in zip(results[ours], results[name]))
+            print(f"{'':{len(ours)}}   CPU time per token, theirs / ours, median {cpu:.3f} (above 1: tforge does less work per token)")
         if a.workload == "train":
             mem = [float(o["peak_rss_mib"]) / float(t["peak_rss_mib"]) for o, t in zip(results[ours], results[name])]
             print(f"{'':{len(ours)}}   peak RSS ratio median {statistics.median(mem):.3f}")
+            if all("step_cpu_ms" in f for f in results[ours] + results[name]):
+                # CPU time (all threads, user + system) measures the work done, which load distorts far less than wall-clock.
+                cpu = {k: statistics.median(float(o[k]) / float(t[k]) for o, t in zip(results[ours], results[name])) for k in CPU_KEYS}
+                print(f"{'':{len(ours)}}   CPU time ratio median: step {cpu['step_cpu_ms']:.3f} (forward {cpu['fwd_cpu_ms']:.3f} / "
+                      f"backward {cpu['bwd_cpu_ms']:.3f} / optimizer {cpu['opt_cpu_ms']:.3f})")
 
 
 if __name__ == "__main__":

@@ -106,16 +106,16 @@ def train(a, device):
     times = []
     for i in range(a.warmup + a.steps):
         sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         tokens = torch.randint(0, a.vocab, (a.batch, a.seq + 1), generator=gen).to(device)
         with autocast(a, device):
             logits = model(tokens[:, :-1])
         loss = F.cross_entropy(logits.float().reshape(-1, a.vocab), tokens[:, 1:].reshape(-1))
         sync(device)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         (scaler.scale(loss) if scaler else loss).backward()
         sync(device)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         if scaler:
             scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -126,21 +126,23 @@ def train(a, device):
             opt.step()
         opt.zero_grad(set_to_none=True)
         sync(device)
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
         if not a.quiet:
             print(f"{'warm-up' if i < a.warmup else 'step'} {i + 1}: {(t3 - t0) * 1e3:.1f} ms "
                   f"({(t1 - t0) * 1e3:.1f} / {(t2 - t1) * 1e3:.1f} / {(t3 - t2) * 1e3:.1f}), loss {loss.item():.4f}")
         if i >= a.warmup:
-            times.append((t3 - t0, t1 - t0, t2 - t1, t3 - t2))
-    step, fwd, bwd, optim = (statistics.median(t[k] for t in times) for k in range(4))
+            times.append((t3 - t0, t1 - t0, t2 - t1, t3 - t2, c3 - c0, c1 - c0, c2 - c1, c3 - c2))
+    step, fwd, bwd, optim, step_cpu, fwd_cpu, bwd_cpu, opt_cpu = (statistics.median(t[k] for t in times) for k in range(8))
     rss, extra = peak(device)
     n = sum(p.numel() for p in params)
     print(f"{label(a)}: {n / 1e6:.2f}M parameters, batch {a.batch} x {a.seq}, {device}, {a.precision}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\nstep {step * 1e3:.1f} ms (forward {fwd * 1e3:.1f} / backward {bwd * 1e3:.1f} / "
-          f"optimizer {optim * 1e3:.1f}), {a.batch * a.seq / step:.0f} tokens/s, peak RSS {rss:.0f} MiB")
+          f"optimizer {optim * 1e3:.1f}), {a.batch * a.seq / step:.0f} tokens/s, peak RSS {rss:.0f} MiB\nCPU time per step "
+          f"{step_cpu * 1e3:.1f} ms (forward {fwd_cpu * 1e3:.1f} / backward {bwd_cpu * 1e3:.1f} / optimizer {opt_cpu * 1e3:.1f})")
     print(f"RESULT stack={a.stack} workload=train model={label(a)} device={device} precision={a.precision} batch={a.batch} "
           f"seq={a.seq} threads={torch.get_num_threads()} step_ms={step * 1e3:.2f} fwd_ms={fwd * 1e3:.2f} bwd_ms={bwd * 1e3:.2f} "
-          f"opt_ms={optim * 1e3:.2f} tokens_per_s={a.batch * a.seq / step:.1f} peak_rss_mib={rss:.1f}{extra}")
+          f"opt_ms={optim * 1e3:.2f} tokens_per_s={a.batch * a.seq / step:.1f} peak_rss_mib={rss:.1f} step_cpu_ms={step_cpu * 1e3:.2f} "
+          f"fwd_cpu_ms={fwd_cpu * 1e3:.2f} bwd_cpu_ms={bwd_cpu * 1e3:.2f} opt_cpu_ms={opt_cpu * 1e3:.2f}{extra}")
 
 
 @torch.no_grad()
@@ -167,20 +169,22 @@ def generate(a, device):
     a.tokens = min(8, warm)
     generate_once(a, model, prompt)
     a.tokens = warm
-    times = []
+    times, cpu_times = [], []
     for _ in range(a.repeats):
         sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = generate_once(a, model, prompt)
         sync(device)
         times.append(time.perf_counter() - t0)
+        cpu_times.append(time.process_time() - c0)
         assert out.shape[-1] == a.tokens, out.shape
     s = statistics.median(times)
     name = "recompute" if a.stack == "xt020" else "kv-cache"
     print(f"{label(a)}: {name} {a.tokens / s:.1f} tokens/s (median of {a.repeats}: {', '.join(f'{t:.2f}' for t in times)} s), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"RESULT stack={a.stack} workload=generate-{name} model={label(a)} device={device} batch=1 tokens={a.tokens} "
-          f"threads={torch.get_num_threads()} repeats={a.repeats} tokens_per_s={a.tokens / s:.1f} ms_per_token={s * 1e3 / a.tokens:.3f}")
+          f"threads={torch.get_num_threads()} repeats={a.repeats} tokens_per_s={a.tokens / s:.1f} ms_per_token={s * 1e3 / a.tokens:.3f} "
+          f"cpu_ms_per_token={statistics.median(cpu_times) * 1e3 / a.tokens:.3f}")
 
 
 def label(a):

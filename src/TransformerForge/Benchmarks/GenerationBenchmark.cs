@@ -9,13 +9,16 @@ using static TorchSharp.torch;
 
 namespace TransformerForge.Benchmarks;
 
-/// <summary>One measured configuration: tokens per second (median of the repeats), its seconds, and a note when something is off.</summary>
-public sealed record BenchmarkRow(string Name, double TokensPerSecond, double Seconds, string Note = "")
+/// <summary>
+/// One measured configuration: tokens per second (median of the repeats), its seconds, the CPU seconds the process spent
+/// (median; all threads, user and system: the work, which load distorts less than wall-clock), and a note when something is off.
+/// </summary>
+public sealed record BenchmarkRow(string Name, double TokensPerSecond, double Seconds, string Note = "", double CpuSeconds = double.NaN)
 {
     /// <summary>The line the side-by-side harness reads (benchmarks/pytorch/ prints the same keys).</summary>
     public string ResultLine(string stack, string model, string device, int newTokens, int repeats) =>
         FormattableString.Invariant(
-            $"RESULT stack={stack} workload=generate-{Name} model={model} device={device} batch=1 tokens={newTokens} threads={get_num_threads()} repeats={repeats} tokens_per_s={TokensPerSecond:F1} ms_per_token={Seconds * 1e3 / newTokens:F3}");
+            $"RESULT stack={stack} workload=generate-{Name} model={model} device={device} batch=1 tokens={newTokens} threads={get_num_threads()} repeats={repeats} tokens_per_s={TokensPerSecond:F1} ms_per_token={Seconds * 1e3 / newTokens:F3} cpu_ms_per_token={CpuSeconds * 1e3 / newTokens:F3}");
 }
 
 /// <summary>What <see cref="GenerationBenchmark"/> measures.</summary>
@@ -79,13 +82,16 @@ public static class GenerationBenchmark
                 var sampling = new SamplingOptions { Greedy = true, UseCache = useCache };
                 Autoregressive.Generate(model, prompt, Math.Min(8, o.NewTokens), sampling).Dispose();
                 var times = new List<double>();
+                var cpuTimes = new List<double>();
                 string note = "";
                 for (int i = 0; i < o.Repeats; i++)
                 {
                     var clock = Stopwatch.StartNew();
+                    var cpu = Environment.CpuUsage.TotalTime;
                     var output = Autoregressive.Generate(model, prompt, o.NewTokens, sampling);
                     if (device.type == DeviceType.CUDA) cuda.synchronize();
                     times.Add(clock.Elapsed.TotalSeconds);
+                    cpuTimes.Add((Environment.CpuUsage.TotalTime - cpu).TotalSeconds);
                     if (reference is null) reference = output;
                     else
                     {
@@ -94,7 +100,7 @@ public static class GenerationBenchmark
                     }
                 }
                 double seconds = TrainingBenchmark.Median(times);
-                var row = new BenchmarkRow(useCache ? "kv-cache" : "recompute", o.NewTokens / seconds, seconds, note);
+                var row = new BenchmarkRow(useCache ? "kv-cache" : "recompute", o.NewTokens / seconds, seconds, note, TrainingBenchmark.Median(cpuTimes));
                 log?.Invoke(string.Create(CultureInfo.InvariantCulture,
                     $"{row.Name,-10} {row.TokensPerSecond,10:F1} tokens/s  {row.Seconds,7:F2} s (median of {o.Repeats}; {string.Join(", ", times.Select(t => t.ToString("F2", CultureInfo.InvariantCulture)))}) {row.Note}"));
                 rows.Add(row);

@@ -41,7 +41,8 @@ public sealed record TrainingBenchmarkOptions
 public sealed record TrainingBenchmarkResult(
     string Model, long Parameters, int Batch, int SeqLen, string Device, string Precision, bool FlatOptimizer, int Threads,
     double StepSeconds, double ForwardSeconds, double BackwardSeconds, double OptimizerSeconds, double TokensPerSecond,
-    double PeakRssMiB, double? PeakDeviceMiB, double FinalLoss, double RssAfterWarmupMiB = double.NaN, double RssAtEndMiB = double.NaN, int Trims = 0)
+    double PeakRssMiB, double? PeakDeviceMiB, double FinalLoss, double RssAfterWarmupMiB = double.NaN, double RssAtEndMiB = double.NaN, int Trims = 0,
+    PhaseCpu? Cpu = null)
 {
     /// <summary>The line every stack of the side-by-side harness prints (benchmarks/pytorch/ prints the same keys).</summary>
     public string ResultLine(string stack = "tforge") =>
@@ -49,6 +50,7 @@ public sealed record TrainingBenchmarkResult(
         I($"threads={Threads} step_ms={StepSeconds * 1e3:F2} fwd_ms={ForwardSeconds * 1e3:F2} bwd_ms={BackwardSeconds * 1e3:F2} ") +
         I($"opt_ms={OptimizerSeconds * 1e3:F2} tokens_per_s={TokensPerSecond:F1} peak_rss_mib={PeakRssMiB:F1} ") +
         I($"rss_after_warmup_mib={RssAfterWarmupMiB:F1} rss_end_mib={RssAtEndMiB:F1} trims={Trims}") +
+        (Cpu is { } c ? I($" step_cpu_ms={c.Step * 1e3:F2} fwd_cpu_ms={c.Forward * 1e3:F2} bwd_cpu_ms={c.Backward * 1e3:F2} opt_cpu_ms={c.Optimizer * 1e3:F2}") : "") +
         (PeakDeviceMiB is { } d ? I($" peak_device_mib={d:F1}") : "");
 
     public string Describe() =>
@@ -56,10 +58,17 @@ public sealed record TrainingBenchmarkResult(
         I($"step {StepSeconds * 1e3:F1} ms (forward {ForwardSeconds * 1e3:F1} / backward {BackwardSeconds * 1e3:F1} / optimizer {OptimizerSeconds * 1e3:F1}), ") +
         I($"{TokensPerSecond:F0} tokens/s, peak RSS {PeakRssMiB:F0} MiB (after warm-up {RssAfterWarmupMiB:F0}, at the end {RssAtEndMiB:F0}, {Trims} heap trims)") +
         (PeakDeviceMiB is { } d ? I($", peak device memory {d:F0} MiB") : "") +
-        I($", loss {FinalLoss:F4}");
+        I($", loss {FinalLoss:F4}") +
+        (Cpu is { } c ? I($"\nCPU time per step {c.Step * 1e3:F1} ms (forward {c.Forward * 1e3:F1} / backward {c.Backward * 1e3:F1} / optimizer {c.Optimizer * 1e3:F1})") : "");
 
     static string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }
+
+/// <summary>
+/// Medians of the CPU seconds the process spent per timed step and per phase (all threads, user and system): what a
+/// step costs in work, which a busy machine's scheduler does not distort the way it distorts wall-clock times.
+/// </summary>
+public sealed record PhaseCpu(double Step, double Forward, double Backward, double Optimizer);
 
 /// <summary>
 /// Training speed of any model: the steps <see cref="Trainer"/> takes (next-token loss, backward, gradient clipping,
@@ -98,7 +107,9 @@ public static class TrainingBenchmark
         return new TrainingBenchmarkResult(modelName, trainer.ParameterCount, o.Batch, o.SeqLen, device.ToString(), o.Precision,
             o.FlatOptimizer, get_num_threads(), step, Median(timings.Select(t => t.Forward)), Median(timings.Select(t => t.Backward)),
             Median(timings.Select(t => t.Optimizer)), o.Batch * (double)o.SeqLen / step, PeakMemoryMeter.ProcessPeakMiB(),
-            null, timings[^1].Loss, rssAfterWarmup, PeakMemoryMeter.ProcessResidentMiB(), NativeMemory.Trims - trimsBefore);
+            null, timings[^1].Loss, rssAfterWarmup, PeakMemoryMeter.ProcessResidentMiB(), NativeMemory.Trims - trimsBefore,
+            new PhaseCpu(Median(timings.Select(t => t.TotalCpu)), Median(timings.Select(t => t.ForwardCpu)),
+                Median(timings.Select(t => t.BackwardCpu)), Median(timings.Select(t => t.OptimizerCpu))));
     }
 
     static int VocabularyOf(ModelConfig config) => ModelFactory.Vocabulary(config)

@@ -15,7 +15,7 @@ public sealed class ContinuousTransformerWrapper : ForgeModule<Tensor, Tensor>
     public ContinuousTransformerWrapperConfig Config { get; }
     public AttentionLayers AttnLayers { get; }
     readonly AbsolutePositionalEmbedding? _posEmb;
-    readonly Dropout _embDropout;
+    readonly OptionalDropout _embDropout;
     readonly Linear? _projectIn, _projectOut;
     readonly LayerNorm? _norm;
 
@@ -25,7 +25,7 @@ public sealed class ContinuousTransformerWrapper : ForgeModule<Tensor, Tensor>
         int dim = c.AttnLayers.Dim;
         bool v140 = c.Version == XTransformersVersion.V1_40;
         if (c.UsePosEmb && !c.AttnLayers.HasPosEmb) register_module("pos_emb", _posEmb = new AbsolutePositionalEmbedding(dim, c.MaxSeqLen));
-        register_module("emb_dropout", _embDropout = nn.Dropout(c.EmbDropout));
+        register_module("emb_dropout", _embDropout = new OptionalDropout(c.EmbDropout));
         if (c.DimIn is { } din) register_module("project_in", _projectIn = nn.Linear(din, dim, hasBias: !v140));
         register_module("attn_layers", AttnLayers = new AttentionLayers(c.AttnLayers));
         if (!v140) register_module("norm", _norm = nn.LayerNorm(dim));

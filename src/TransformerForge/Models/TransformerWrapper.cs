@@ -26,7 +26,7 @@ public sealed class TransformerWrapper : LanguageModel
     readonly Embedding _tokenEmb;
     readonly TokenEmbedding? _tokenEmbedding;
     readonly AbsolutePositionalEmbedding? _posEmb;
-    readonly Dropout _embDropout;
+    readonly OptionalDropout _embDropout;
     readonly Linear? _projectEmb;
     readonly LayerNorm? _norm;
     readonly Linear? _toLogits;
@@ -55,7 +55,7 @@ public sealed class TransformerWrapper : LanguageModel
             register_module("pos_emb", _posEmb = new AbsolutePositionalEmbedding(embDim, c.MaxSeqLen, c.L2normEmbed));
             if (c.L2normEmbed) nn.init.normal_(_posEmb.parameters().First(), std: 1e-5);
         }
-        register_module("emb_dropout", _embDropout = nn.Dropout(c.EmbDropout));
+        register_module("emb_dropout", _embDropout = new OptionalDropout(c.EmbDropout));
         if (embDim != dim) register_module("project_emb", _projectEmb = nn.Linear(embDim, dim));
         register_module("attn_layers", AttnLayers = new AttentionLayers(c.AttnLayers));
         if (!v140) register_module("norm", _norm = nn.LayerNorm(dim));

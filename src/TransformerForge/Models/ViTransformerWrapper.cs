@@ -18,7 +18,7 @@ public sealed class ViTransformerWrapper : ForgeModule<Tensor, Tensor>
     public AttentionLayers AttnLayers { get; }
     readonly Linear _patchToEmbedding;
     readonly BiaslessLayerNorm? _patchNorm, _embeddingNorm;
-    readonly Dropout _dropout;
+    readonly OptionalDropout _dropout;
     readonly LayerNorm? _norm;
     readonly FeedForward? _mlpHead;
     readonly Linear? _linearHead;
@@ -44,7 +44,7 @@ public sealed class ViTransformerWrapper : ForgeModule<Tensor, Tensor>
             register_module("patch_to_embedding", _patchToEmbedding);
             register_parameter("cls_token", new Parameter(randn(1, 1, dim)));
         }
-        register_module("dropout", _dropout = nn.Dropout(c.EmbDropout));
+        register_module("dropout", _dropout = new OptionalDropout(c.EmbDropout));
         register_module("attn_layers", AttnLayers = new AttentionLayers(c.AttnLayers));
         if (!_v140) register_module("norm", _norm = nn.LayerNorm(dim));
         if (c.NumClasses is { } classes)

@@ -32,7 +32,7 @@ public sealed class Attention : Block
     readonly Linear _toQ, _toK, _toV;
     readonly Linear? _toVGate, _toVHeadGate;
     readonly nn.Module<Tensor, Tensor> _toOut;
-    readonly Dropout _dropout;
+    readonly OptionalDropout _dropout;
     readonly CausalDepthwiseConv1d? _qConv, _kConv, _vConv;
     readonly Conv2d? _preTalkingHeads, _postTalkingHeads;
 
@@ -64,7 +64,7 @@ public sealed class Attention : Block
         _toQ = Module("to_q", nn.Linear(dim, qkDim, hasBias: options.QkvBias));
         _toK = Module("to_k", nn.Linear(dim, kvDim, hasBias: options.QkvBias));
         _toV = Module("to_v", nn.Linear(dim, options.CollabHeads ? outDim : options.DimHead * _kvHeads, hasBias: options.QkvBias));
-        _dropout = Module("dropout", nn.Dropout(options.Dropout));
+        _dropout = Module("dropout", new OptionalDropout(options.Dropout));
         if (options.Dconv)
         {
             // Shared by heads: dim_head kernels, each applied to its channel in every head (labml); else one per channel.
@@ -185,7 +185,7 @@ public sealed class Attention : Block
         if (_v140 && mask.Masked is { } hidden) outHeads = outHeads.masked_fill(hidden.all(-1, keepdim: true), 0.0);
 
         // 6. Combine the heads into the output.
-        var output = Combine(outHeads, x, inputs.Mask).MoveToOuterDisposeScope();
+        var output = Combine(outHeads, x, inputs.Mask, inputs.Cache).MoveToOuterDisposeScope();
         values?.MoveToOuterDisposeScope();
         return inputs.NeedAttention
             ? new BlockOutput(output, preSoftmax!.MoveToOuterDisposeScope(), postSoftmax!.MoveToOuterDisposeScope(), values)
@@ -225,20 +225,15 @@ public sealed class Attention : Block
     /// q, k and v of one input by a single matmul against [W_q; W_k; W_v] (one kernel instead of three, and a larger,
     /// more efficient one), split along the features. The parameters stay x-transformers' to_q / to_k / to_v; the
     /// stacked weight is built per call while training (autograd splits its gradient back), and once per decoding run
-    /// (kept in the layer's cache) when generating, since the weights do not change then.
+    /// (kept in the layer's cache, see <see cref="LayerCache.Linear(LayerCache?, string, Tensor, Func{Tensor}, Func{Tensor?})"/>)
+    /// when generating, since the weights do not change then.
     /// </summary>
     (Tensor Q, Tensor K, Tensor V) ProjectFused(Tensor x, LayerCache? cache)
     {
         long qd = _toQ.weight!.shape[0], kd = _toK.weight!.shape[0], vd = _toV.weight!.shape[0];
-        Tensor Stack()
-        {
-            var w = cat(new[] { _toQ.weight!, _toK.weight!, _toV.weight! }, 0);
-            return _toQ.bias is null ? w : cat(new[] { w, cat(new[] { _toQ.bias, _toK.bias!, _toV.bias! }, 0).unsqueeze(1) }, 1);
-        }
-        var stacked = cache is not null && !is_grad_enabled() ? cache.Derived("fused_qkv", Stack) : Stack();
-        var qkv = _toQ.bias is null
-            ? nn.functional.linear(x, stacked)
-            : nn.functional.linear(x, stacked.narrow(1, 0, x.shape[^1]), stacked.select(1, x.shape[^1]));
+        var qkv = LayerCache.Linear(cache, "fused_qkv", x,
+            () => cat(new[] { _toQ.weight!, _toK.weight!, _toV.weight! }, 0),
+            () => _toQ.bias is null ? null : cat(new[] { _toQ.bias, _toK.bias!, _toV.bias! }, 0));
         // Grouped-query attention: keys and values are narrower than queries.
         return (qkv.narrow(-1, 0, qd), qkv.narrow(-1, qd, kd), qkv.narrow(-1, qd + kd, vd));
     }
@@ -411,14 +406,14 @@ public sealed class Attention : Block
     /// Head scaling, per-head gates (1.40), merge heads, value gates, output projection; 1.40 then zeroes the output of
     /// padding queries (<paramref name="queryMask"/> false).
     /// </summary>
-    Tensor Combine(Tensor outHeads, Tensor x, Tensor? queryMask)
+    Tensor Combine(Tensor outHeads, Tensor x, Tensor? queryMask, LayerCache? cache)
     {
         if (HeadScale is not null) outHeads = outHeads * HeadScale;
         if (_toVHeadGate is not null) outHeads = outHeads * _toVHeadGate.forward(x).sigmoid().transpose(1, 2).unsqueeze(-1);
         var (b, h, n, d) = (outHeads.shape[0], outHeads.shape[1], outHeads.shape[2], outHeads.shape[3]);
         var merged = outHeads.transpose(1, 2).reshape(b, n, h * d);
         if (_toVGate is not null) merged = merged * _toVGate.forward(x).sigmoid();
-        var output = _toOut.forward(merged);
+        var output = _toOut is Linear proj ? LayerCache.Linear(cache, "to_out", merged, proj) : _toOut.forward(merged);
         if (_v140 && queryMask is not null) output = output.masked_fill(queryMask.logical_not().unsqueeze(-1), 0.0);
         return output;
     }

@@ -48,7 +48,8 @@ internal sealed record AttentionMask(Tensor? Masked, bool Causal, long Queries, 
             if (v140 && numMemKv > 0) tooFar = nn.functional.pad(tooFar, new long[] { numMemKv, 0 }, value: 0).to_type(ScalarType.Bool);
             masked = Or(masked, tooFar);
         }
-        return new AttentionMask(masked, causal, queries, keys);
+        // One query is the newest position: causality hides nothing from it (each decoding step after the prompt).
+        return new AttentionMask(masked, causal && queries > 1, queries, keys);
     }
 
     /// <summary>Nothing but a square causal mask: the fused kernel's <c>is_causal</c> flag says it all.</summary>

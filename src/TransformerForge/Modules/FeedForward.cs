@@ -39,7 +39,11 @@ public sealed class GLU : ForgeModule<Tensor, Tensor>
 /// </summary>
 public sealed class FeedForward : Block
 {
-    readonly nn.Module<Tensor, Tensor> _projectIn, _postActNorm, _dropout;
+    readonly nn.Module<Tensor, Tensor> _projectIn;
+    readonly Linear? _inLinear;
+    readonly nn.Module<Tensor, Tensor>? _activation;
+    readonly nn.Module<Tensor, Tensor>? _postActNorm;
+    readonly OptionalDropout _dropout;
     readonly Linear _projectOut;
 
     /// <param name="dim">Input width (and output width unless <paramref name="dimOut"/> is given).</param>
@@ -51,19 +55,27 @@ public sealed class FeedForward : Block
         int inner = (int)(dim * options.Mult);
         bool bias = !options.NoBias;
         nn.Module<Tensor, Tensor> act = options.ReluSquared ? new ReluSquared() : options.Swish ? nn.SiLU() : nn.GELU();
-        _projectIn = options.Glu ? new GLU(dim, inner, act) : nn.Sequential(nn.Linear(dim, inner, hasBias: bias), act);
-        _postActNorm = !options.PostActLn ? nn.Identity() : options.IsV140 ? new BiaslessLayerNorm(inner) : nn.LayerNorm(inner);
-        _dropout = nn.Dropout(options.Dropout);
+        if (options.Glu) _projectIn = new GLU(dim, inner, act);
+        else _projectIn = nn.Sequential(_inLinear = nn.Linear(dim, inner, hasBias: bias), _activation = act);
+        _postActNorm = !options.PostActLn ? null : options.IsV140 ? new BiaslessLayerNorm(inner) : nn.LayerNorm(inner);
+        _dropout = new OptionalDropout(options.Dropout);
         _projectOut = nn.Linear(inner, dimOut ?? dim, hasBias: bias);
         if (zeroInitOutput) Init.Zero(_projectOut);
         if (options.IsV140)
-            register_module("ff", options.PostActLn ? nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut) : nn.ModuleList(_projectIn, _dropout, _projectOut));
-        else
-            register_module("net", nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut));
+            register_module("ff", _postActNorm is not null ? nn.ModuleList(_projectIn, _postActNorm, _dropout, _projectOut) : nn.ModuleList(_projectIn, _dropout, _projectOut));
+        else // 0.20's indices: net.1 is the norm or an Identity (registered for the numbering, never called).
+            register_module("net", nn.ModuleList(_projectIn, _postActNorm ?? nn.Identity(), _dropout, _projectOut));
     }
 
-    public Tensor Forward(Tensor x) =>
-        _projectOut.forward(_dropout.forward(_postActNorm.forward(_projectIn.forward(x))));
+    public Tensor Forward(Tensor x) => Forward(x, cache: null);
 
-    public override BlockOutput Forward(Tensor x, BlockInputs inputs) => new(Forward(x));
+    /// <summary>The forward; with a decoding cache, the projections multiply by weights transposed once per run (see <see cref="LayerCache.Linear(LayerCache?, string, Tensor, TorchSharp.Modules.Linear)"/>).</summary>
+    Tensor Forward(Tensor x, LayerCache? cache)
+    {
+        var h = _inLinear is not null ? _activation!.forward(LayerCache.Linear(cache, "ff_in", x, _inLinear)) : _projectIn.forward(x);
+        if (_postActNorm is not null) h = _postActNorm.forward(h);
+        return LayerCache.Linear(cache, "ff_out", _dropout.forward(h), _projectOut);
+    }
+
+    public override BlockOutput Forward(Tensor x, BlockInputs inputs) => new(Forward(x, inputs.Cache));
 }

@@ -21,7 +21,7 @@ public sealed class FeedbackAttention : ForgeModule
 {
     private readonly Linear _query, _output;
     private readonly Linear? _key, _value;
-    private readonly Dropout _dropout;
+    private readonly OptionalDropout _dropout;
 
     /// <param name="dim">Model width (labml's d_model).</param>
     /// <param name="heads">Number of heads; dim_head = dim / heads (labml's d_k).</param>
@@ -50,7 +50,7 @@ public sealed class FeedbackAttention : ForgeModule
             register_module("value", _value);
         }
         _output = nn.Linear(dim, dim);
-        _dropout = nn.Dropout(dropout);
+        _dropout = new OptionalDropout(dropout);
         register_module("output", _output);
         register_module("dropout", _dropout);
         // labml starts the position terms at zero: attention begins purely content-based.

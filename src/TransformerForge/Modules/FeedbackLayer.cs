@@ -15,7 +15,7 @@ public sealed class FeedbackLayer : ForgeModule
     private readonly FeedbackAttention _attention;
     private readonly PositionwiseFeedForward _feedForward;
     private readonly LayerNorm _attentionNorm, _feedForwardNorm;
-    private readonly Dropout _dropout;
+    private readonly OptionalDropout _dropout;
 
     public FeedbackLayer(int dim, int heads, int ffInnerDim, bool projectsKeyValues, double dropout = 0.0, int maxMemory = 4096)
         : base(nameof(FeedbackLayer))
@@ -24,7 +24,7 @@ public sealed class FeedbackLayer : ForgeModule
         _feedForward = new PositionwiseFeedForward(dim, ffInnerDim, dropout);
         _attentionNorm = nn.LayerNorm(dim);
         _feedForwardNorm = nn.LayerNorm(dim);
-        _dropout = nn.Dropout(dropout);
+        _dropout = new OptionalDropout(dropout);
         register_module("attn", _attention);
         register_module("feed_forward", _feedForward);
         register_module("norm_self_attn", _attentionNorm);

@@ -26,8 +26,11 @@ public class TrainingBenchmarkTests
         Assert.Equal(precision, result.Precision);
         Assert.Equal(flat, result.FlatOptimizer);
         var line = result.ResultLine();
-        foreach (var key in new[] { "stack=tforge", "workload=train", "step_ms=", "fwd_ms=", "bwd_ms=", "opt_ms=", "tokens_per_s=", "peak_rss_mib=" })
+        foreach (var key in new[] { "stack=tforge", "workload=train", "step_ms=", "fwd_ms=", "bwd_ms=", "opt_ms=", "tokens_per_s=", "peak_rss_mib=", "step_cpu_ms=", "fwd_cpu_ms=", "bwd_cpu_ms=", "opt_cpu_ms=" })
             Assert.Contains(key, line);
+        // CPU time per phase (the work, which a busy machine distorts less than wall-clock): measured, and within the step's.
+        var cpu = result.Cpu!;
+        Assert.True(cpu.Forward > 0 && cpu.Backward > 0 && cpu.Step >= cpu.Forward);
     }
 
     [Fact]
@@ -38,5 +41,7 @@ public class TrainingBenchmarkTests
         Assert.All(rows, r => Assert.Equal("", r.Note));
         Assert.All(rows, r => Assert.True(r.TokensPerSecond > 0));
         Assert.Contains("tokens_per_s=", rows[0].ResultLine("tforge", "tiny", "cpu", 10, 2));
+        Assert.All(rows, r => Assert.True(r.CpuSeconds > 0));
+        Assert.Contains("cpu_ms_per_token=", rows[0].ResultLine("tforge", "tiny", "cpu", 10, 2));
     }
 }

@@ -88,6 +88,11 @@ public class LayerCacheTests
         var attentionLayers = cache.Layers.Where(l => l.Length > 0).ToList();
         Assert.Equal(2, attentionLayers.Count);
         Assert.All(attentionLayers, l => Assert.Contains("fused_qkv", l.DerivedNames));
+        // ... and every projection of a decoding step multiplied by its weight transposed once (see LayerCache.Linear).
+        Assert.All(attentionLayers, l => Assert.Contains("to_out", l.DerivedNames));
+        var feedForwardLayers = cache.Layers.Where(l => l.Length == 0).ToList();
+        Assert.Equal(2, feedForwardLayers.Count);
+        Assert.All(feedForwardLayers, l => Assert.Equal(new[] { "ff_in", "ff_in.bias", "ff_out", "ff_out.bias" }, l.DerivedNames.Order()));
         Assert.All(attentionLayers, l => Assert.Equal(256, l.Capacity));
         // The parameters keep x-transformers' names.
         var names = m.state_dict().Keys.ToList();
