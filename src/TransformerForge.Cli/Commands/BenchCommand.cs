@@ -17,7 +17,31 @@ public static class BenchCommand
         bench.Subcommands.Add(Feedback());
         bench.Subcommands.Add(Conv());
         bench.Subcommands.Add(Tokenize());
+        bench.Subcommands.Add(Search());
         return bench;
+    }
+
+    static Command Search()
+    {
+        var storage = SearchCommand.StorageOption();
+        var workers = new Option<int[]>("--workers") { Description = "Worker counts to run, one fresh study each.", DefaultValueFactory = _ => [1, 2, 4, 8], AllowMultipleArgumentsPerToken = true };
+        var trials = new Option<int>("--trials") { Description = "Trials per study.", DefaultValueFactory = _ => 200 };
+        var cmd = new Command("search", "Coordination cost of a study: trivial trials (objective = parameters) with 1, 2, 4, 8 workers; trials/s and database round trips per trial.")
+        {
+            storage, workers, trials,
+        };
+        cmd.SetAction(r =>
+        {
+            var target = r.GetValue(storage);
+            using (var probe = SearchCommand.OpenStorage(target)) Console.WriteLine($"storage {TransformerForge.Search.StudyStorages.Describe(probe)}, " +
+                $"{r.GetValue(trials)} trials per run, random search, objective params (evaluated in the worker's process)");
+            Console.WriteLine($"{Environment.ProcessorCount} logical CPUs, load average {LoadAverage()}");
+            Console.WriteLine(SearchBenchmark.Header);
+            SearchBenchmark.Run(TransformerForge.Search.StudyStorages.Resolve(target), r.GetValue(workers)!, r.GetValue(trials), Console.WriteLine);
+            Console.WriteLine($"load average after: {LoadAverage()}");
+            return 0;
+        });
+        return cmd;
     }
 
     /// <summary>Options naming a model: a JSON file, or a preset sized by --dim/--depth/--heads/--vocab.</summary>

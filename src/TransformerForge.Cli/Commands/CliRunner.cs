@@ -57,7 +57,7 @@ public static partial class CliRunner
     }
 
     /// <summary>Errors caused by what the user gave or the machine they run on, as opposed to a bug in tforge.</summary>
-    public static bool IsInputError(Exception e) => e is ConfigException or TransformerForge.Search.SearchException or ArgumentException or InvalidDataException or JsonException
+    public static bool IsInputError(Exception e) => e is ConfigException or TransformerForge.Search.SearchException or TransformerForge.Search.StudyStorageException or ArgumentException or InvalidDataException or JsonException
         or FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException
         or TorchRuntimeException or MemoryLimitException or RunLockedException or NonFiniteLossException || IsOutOfMemory(e);
 

@@ -2,19 +2,20 @@ using System.CommandLine;
 using System.Globalization;
 using TransformerForge.Cli.Search;
 using TransformerForge.Data;
+using TransformerForge.Runtime;
 using TransformerForge.Search;
 using TransformerForge.Training;
 
 namespace TransformerForge.Cli.Commands;
 
 /// <summary>
-/// <c>tforge search</c>: architecture search over a space file in a resumable study (SQLite by default). Run it again
-/// with the same <c>--study</c> to continue where it stopped; <c>search show</c> and <c>search export</c> read a study;
-/// the hidden <c>search trial</c> is the child process that evaluates one trial.
+/// <c>tforge search</c>: architecture search over a space file in a resumable study (SQLite by default, PostgreSQL for
+/// workers on many machines). Run it again with the same <c>--study</c> to continue where it stopped; <c>search
+/// worker</c> joins a study from any machine; <c>search show</c> and <c>search export</c> read a study; the hidden
+/// <c>search trial</c> is the child process that evaluates one trial.
 /// </summary>
 public static class SearchCommand
 {
-    public const string DefaultStorage = "search.db";
 
     public static Command Create()
     {
@@ -56,16 +57,14 @@ public static class SearchCommand
         var memory = new Option<double?>("--trial-memory") { Description = "Kill and fail a trial whose resident memory passes this many MiB (default: no limit)." };
         var attempts = new Option<int?>("--max-attempts") { Description = "Starts of a trial whose worker keeps vanishing before it is failed (default 3)." };
         var seed = new Option<int?>("--seed") { Description = "Study seed: proposals and training (default 0)." };
-        var heartbeat = new Option<double>("--heartbeat") { Description = "Seconds between heartbeats of a running trial.", DefaultValueFactory = _ => 10 };
-        var grace = new Option<double>("--grace") { Description = "Seconds without a heartbeat after which a trial is re-queued.", DefaultValueFactory = _ => 60 };
-        var verbose = new Option<bool>("--verbose") { Description = "Print each trial's training progress." };
+        var (heartbeat, grace, reconnect, verbose, device) = WorkerFlags();
         var plot = new Option<string?>("--plot") { Description = "Write the Pareto-front (or progress) plot to this PNG at the end." };
 
         var cmd = new Command("search", "Architecture search over a space file, in a study that survives anything (continue it by name).")
         {
             study, storage, space, algorithm, objective, trials, data, tokenizer, seqLen, task, taskLength, taskSymbols, budgetSteps, budgetSeconds,
             batch, lr, warmup, weightDecay, gradClip, evalBatches, threads, maxParams, maxFlops, maxLatency, hurdles, hurdlePercentile, hurdleMin,
-            population, sample, mutation, crossover, initial, eta, rungs, timeout, memory, attempts, seed, heartbeat, grace, verbose, plot,
+            population, sample, mutation, crossover, initial, eta, rungs, timeout, memory, attempts, seed, heartbeat, grace, reconnect, verbose, device, plot,
         };
         cmd.SetAction(r =>
         {
@@ -105,28 +104,75 @@ public static class SearchCommand
                 MaxAttempts = r.GetValue(attempts),
                 Seed = r.GetValue(seed),
             };
-            var worker = new WorkerOptions
-            {
-                HeartbeatInterval = Seconds(r.GetValue(heartbeat), "--heartbeat"),
-                Grace = Seconds(r.GetValue(grace), "--grace"),
-            };
-            return Run(r.GetValue(storage)!, request, worker, r.GetValue(verbose), r.GetValue(plot));
+            var worker = Options(r, heartbeat, grace, device);
+            return Run(r.GetValue(storage), request, worker, Seconds(r.GetValue(reconnect), "--reconnect"), r.GetValue(verbose), r.GetValue(plot));
         });
+        cmd.Subcommands.Add(CreateWorker());
         cmd.Subcommands.Add(SearchShowCommand.CreateShow());
         cmd.Subcommands.Add(SearchShowCommand.CreateExport());
         cmd.Subcommands.Add(CreateTrial());
         return cmd;
     }
 
-    public static Option<string> StorageOption() => new("--storage")
+    // No default value here: System.CommandLine prints defaults in --help, and $TFORGE_STORAGE may hold a password.
+    public static Option<string?> StorageOption() => new("--storage")
     {
-        Description = $"The study file (SQLite; default {DefaultStorage}).",
-        DefaultValueFactory = _ => DefaultStorage,
+        Description = $"Where the study lives: a SQLite file, or postgresql://USER@HOST[:PORT]/DB[?sslmode=verify-full&...] for workers on many " +
+                      $"machines; env:NAME or file:PATH read it from an environment variable or a file (keep passwords off the command line). " +
+                      $"Default: ${StudyStorages.EnvironmentVariable}, else {StudyStorages.DefaultPath}.",
     };
 
-    static int Run(string storagePath, SearchRequest request, WorkerOptions workerOptions, bool verbose, string? plot)
+    static (Option<double> Heartbeat, Option<double> Grace, Option<double> Reconnect, Option<bool> Verbose, Option<string> Device) WorkerFlags() =>
+    (
+        new Option<double>("--heartbeat") { Description = "Seconds between heartbeats of a running trial.", DefaultValueFactory = _ => 10 },
+        new Option<double>("--grace") { Description = "Seconds without a heartbeat after which a trial is re-queued (at least twice --heartbeat).", DefaultValueFactory = _ => 60 },
+        new Option<double>("--reconnect") { Description = "Seconds to keep retrying while the study's database is unreachable (restart, failover).", DefaultValueFactory = _ => 600 },
+        new Option<bool>("--verbose") { Description = "Print each trial's training progress." },
+        new Option<string>("--device") { Description = "Where this worker's trials train: cpu, cuda or cuda:N (one worker per GPU; not part of the study).", DefaultValueFactory = _ => "cpu" }
+    );
+
+    /// <summary>This worker's options; the device is checked now, so a worker without its GPU claims nothing.</summary>
+    static WorkerOptions Options(ParseResult r, Option<double> heartbeat, Option<double> grace, Option<string> device)
     {
-        using var storage = StudyStorages.Open(storagePath);
+        var options = new WorkerOptions
+        {
+            HeartbeatInterval = Seconds(r.GetValue(heartbeat), "--heartbeat"),
+            Grace = Seconds(r.GetValue(grace), "--grace"),
+            Device = r.GetValue(device)!,
+        };
+        options.Validate();
+        TorchRuntime.SelectDevice(options.Device);
+        return options;
+    }
+
+    /// <summary><c>tforge search worker</c>: one more worker for an existing study, from any machine that reaches its storage.</summary>
+    static Command CreateWorker()
+    {
+        var study = new Option<string>("--study") { Description = "The study to work on (created by tforge search, on any machine).", Required = true };
+        var storage = StorageOption();
+        var (heartbeat, grace, reconnect, verbose, device) = WorkerFlags();
+        var cmd = new Command("worker", "Join a study as one more worker: claim trials, run them, record results, until the study has all its trials.")
+        {
+            study, storage, heartbeat, grace, reconnect, verbose, device,
+        };
+        cmd.SetAction(r =>
+        {
+            var options = Options(r, heartbeat, grace, device);
+            return Run(r.GetValue(storage), new SearchRequest { Study = r.GetValue(study)! }, options, Seconds(r.GetValue(reconnect), "--reconnect"),
+                r.GetValue(verbose), plot: null, join: true);
+        });
+        return cmd;
+    }
+
+    /// <summary>Opens a <c>--storage</c> value; a database that goes away is reported on standard error while it is retried.</summary>
+    public static IStudyStorage OpenStorage(string? storage, bool mustExist = false, TimeSpan? reconnect = null) =>
+        StudyStorages.Open(storage, mustExist, reconnect, message => Console.Error.WriteLine($"tforge: {message}"));
+
+    static int Run(string? storageValue, SearchRequest request, WorkerOptions workerOptions, TimeSpan reconnect, bool verbose, string? plot, bool join = false)
+    {
+        using var storage = OpenStorage(storageValue, reconnect: reconnect);
+        if (join && storage.Find(request.Study) is null)
+            throw new SearchException($"there is no study '{request.Study}' in {StudyStorages.Describe(storage)}; create it with tforge search --study {request.Study} --space ... (from any machine)");
         var study = SearchSetup.OpenOrCreate(storage, request);
         var (candidates, settings) = SearchSetup.Prepare(study);
         var (file, args) = SelfInvocation();
@@ -149,6 +195,7 @@ public static class SearchCommand
             var why = worker.Run(cancel.Token);
             var trialsNow = storage.Trials(study.Id);
             console.Finish(why, trialsNow);
+            Console.WriteLine($"worker {worker.Worker}: {worker.Stats.Describe()}");
             if (plot is not null && StudyPlot.Write(study.Definition, trialsNow, plot, null, null) is { } png) Console.WriteLine($"plot: {png}");
             return cancel.IsCancellationRequested ? 130 : 0;
         }

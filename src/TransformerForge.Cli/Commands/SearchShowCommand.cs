@@ -24,7 +24,7 @@ public static class SearchShowCommand
         var cmd = new Command("show", "Show the studies of a study file, or one study: trials, best, Pareto front, plot.") { study, storage, top, plot, x, y, spec, effects, with };
         cmd.SetAction(r =>
         {
-            using var s = Open(r.GetValue(storage)!);
+            using var s = Open(r.GetValue(storage));
             if (r.GetValue(study) is not { } name) return List(s);
             var info = s.Find(name) ?? throw new SearchException($"there is no study '{name}' in {StudyStorages.Describe(s)}");
             var trials = s.Trials(info.Id);
@@ -54,7 +54,7 @@ public static class SearchShowCommand
         var cmd = new Command("export", "Write the best model and the Pareto front as model JSON files ready for tforge train --config.") { study, storage, output };
         cmd.SetAction(r =>
         {
-            using var s = Open(r.GetValue(storage)!);
+            using var s = Open(r.GetValue(storage));
             var name = r.GetValue(study)!;
             var info = s.Find(name) ?? throw new SearchException($"there is no study '{name}' in {StudyStorages.Describe(s)}");
             foreach (var path in StudyExport.Write(info, s.Trials(info.Id), r.GetValue(output)!)) Console.WriteLine(path);
@@ -63,7 +63,7 @@ public static class SearchShowCommand
         return cmd;
     }
 
-    static IStudyStorage Open(string path) => StudyStorages.Open(path, mustExist: true);
+    static IStudyStorage Open(string? storage) => SearchCommand.OpenStorage(storage, mustExist: true);
 
     static int List(IStudyStorage storage)
     {

@@ -76,6 +76,9 @@ public sealed record TrialRequest
     public required TrialPlan Plan { get; init; }
     /// <summary>The primary objective's metric (what hurdles compare).</summary>
     public required string PrimaryMetric { get; init; }
+    /// <summary>Where the trial trains and is measured: the worker's device (cpu, cuda, cuda:N), not the study's — each
+    /// worker of a study may use its own GPU.</summary>
+    public string Device { get; init; } = "cpu";
 
     public string ToJsonString() => JsonSerializer.Serialize(this, StudyJson.Options);
 

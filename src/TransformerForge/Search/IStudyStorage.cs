@@ -4,7 +4,8 @@ namespace TransformerForge.Search;
 
 /// <summary>
 /// Where studies live, and the only place workers coordinate: every piece of state is here, workers are stateless.
-/// Implementations give these guarantees (SQLite here; a PostgreSQL one must give the same):
+/// Implementations give these guarantees (<see cref="SqliteStudyStorage"/> for one machine, <see cref="PostgresStudyStorage"/>
+/// for many; both pass the same contract tests):
 /// <list type="bullet">
 /// <item><see cref="OpenOrCreate"/> is safe when several workers start at once: exactly one study of a name exists.</item>
 /// <item><see cref="Claim"/> is exact: a trial is held by one (worker, attempt) at a time. It first re-queues running
@@ -45,6 +46,9 @@ public interface IStudyStorage : IDisposable
 
     /// <summary>Records the result; false when refused (the trial was finished already, or is held by another attempt).</summary>
     bool Finish(long trialId, string worker, int attempt, TrialResult result);
+
+    /// <summary>Requests sent to a database server so far (each one network round trip); 0 for a local file.</summary>
+    long RoundTrips => 0;
 }
 
 /// <summary>When a running trial counts as abandoned: no heartbeat for <see cref="Grace"/>, or its worker is known to

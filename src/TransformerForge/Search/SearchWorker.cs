@@ -23,6 +23,17 @@ public sealed record WorkerOptions
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(2);
     /// <summary>Stop after this many trials in this session (null: until the study is done).</summary>
     public int? MaxTrials { get; init; }
+    /// <summary>The device this worker's trials train on (cpu, cuda, cuda:N): one worker per GPU.</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Refuses settings under which a live trial would be re-queued between two of its own heartbeats.</summary>
+    public void Validate()
+    {
+        if (HeartbeatInterval <= TimeSpan.Zero) throw new ArgumentException($"the heartbeat interval must be positive, got {HeartbeatInterval.TotalSeconds} s");
+        if (Grace < 2 * HeartbeatInterval)
+            throw new ArgumentException($"--grace ({Grace.TotalSeconds:0.###} s) must be at least twice --heartbeat ({HeartbeatInterval.TotalSeconds:0.###} s): " +
+                                        "a live trial would be taken for abandoned between two of its heartbeats");
+    }
 }
 
 /// <summary>
@@ -51,12 +62,21 @@ public sealed class SearchWorker
         _settings = settings;
         _algorithm = SearchAlgorithms.FromJson(study.Definition.Algorithm);
         _options = options ?? new WorkerOptions();
+        _options.Validate();
         _observer = observer ?? new NullObserver();
         Worker = worker ?? WorkerIdentity.Self;
+        _roundTripsAtStart = storage.RoundTrips;
     }
 
     public string Worker { get; }
     StudyDefinition Definition => _study.Definition;
+
+    /// <summary>What this worker has spent on coordinating with the study so far.</summary>
+    public WorkerStats Stats => _stats with { RoundTrips = _storage.RoundTrips - _roundTripsAtStart };
+
+    WorkerStats _stats = new();
+    readonly long _roundTripsAtStart;
+    double _proposeSeconds;
 
     /// <summary>The policy for abandoned trials: silent for the grace period, or a dead process of this machine.</summary>
     public ClaimPolicy Policy => new(_options.Grace, Definition.MaxAttempts, WorkerIdentity.IsGone);
@@ -70,13 +90,24 @@ public sealed class SearchWorker
         {
             if (_options.MaxTrials is { } max && ran >= max) return $"ran {ran} trials";
             ClaimResult claim;
+            var clock = Stopwatch.StartNew();
+            _proposeSeconds = 0;
             try
             {
-                claim = _storage.Claim(_study.Id, Worker, Propose, Policy);
+                claim = _storage.Claim(_study.Id, Worker, TimedPropose, Policy);
             }
             catch (SpaceExhaustedException e)
             {
                 return e.Message;
+            }
+            finally
+            {
+                _stats = _stats with
+                {
+                    Claims = _stats.Claims + 1,
+                    StorageSeconds = _stats.StorageSeconds + clock.Elapsed.TotalSeconds - _proposeSeconds,
+                    ProposeSeconds = _stats.ProposeSeconds + _proposeSeconds,
+                };
             }
             switch (claim)
             {
@@ -93,6 +124,19 @@ public sealed class SearchWorker
             }
         }
         return "stopped";
+    }
+
+    NewTrial? TimedPropose(IReadOnlyList<TrialRecord> history, int number)
+    {
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            return Propose(history, number);
+        }
+        finally
+        {
+            _proposeSeconds += clock.Elapsed.TotalSeconds;
+        }
     }
 
     /// <summary>The algorithm's proposal for trial <paramref name="number"/>, with the study's hurdles and seed.</summary>
@@ -114,7 +158,10 @@ public sealed class SearchWorker
     void RunTrial(TrialRecord trial, bool isNew, CancellationToken cancellation)
     {
         _observer.OnTrialStarted(trial, isNew);
-        var request = new TrialRequest { Spec = trial.Spec, Settings = _settings, Plan = trial.Plan, PrimaryMetric = Definition.Objectives[0].Metric };
+        var request = new TrialRequest
+        {
+            Spec = trial.Spec, Settings = _settings, Plan = trial.Plan, PrimaryMetric = Definition.Objectives[0].Metric, Device = _options.Device,
+        };
         using var lost = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         using var stopBeating = new ManualResetEventSlim();
         var heart = new Thread(() =>
@@ -152,11 +199,33 @@ public sealed class SearchWorker
             if (cancellation.IsCancellationRequested) _storage.Release(trial.Id, Worker, trial.Attempt);
             return;
         }
+        var clock = Stopwatch.StartNew();
         bool accepted = _storage.Finish(trial.Id, Worker, trial.Attempt, result);
-        _observer.OnTrialFinished(trial, result, accepted, _storage.Trials(_study.Id));
+        var trials = _storage.Trials(_study.Id);
+        _stats = _stats with { Trials = _stats.Trials + 1, StorageSeconds = _stats.StorageSeconds + clock.Elapsed.TotalSeconds };
+        _observer.OnTrialFinished(trial, result, accepted, trials);
     }
 
     sealed class NullObserver : ISearchObserver { }
+}
+
+/// <summary>
+/// A worker's coordination cost: <see cref="StorageSeconds"/> is the time its main loop spent in the study storage
+/// (claiming, recording results, reading the study; not the heartbeats of its background thread, whose requests are in
+/// <see cref="RoundTrips"/> though), <see cref="ProposeSeconds"/> the time the algorithm took to propose.
+/// </summary>
+public sealed record WorkerStats
+{
+    /// <summary>Trials this worker finished (whether or not the study accepted the result).</summary>
+    public int Trials { get; init; }
+    public int Claims { get; init; }
+    public double StorageSeconds { get; init; }
+    public double ProposeSeconds { get; init; }
+    public long RoundTrips { get; init; }
+
+    public string Describe() => Trials == 0 ? "no trial finished here"
+        : $"{Trials} trials here; coordination {1000 * StorageSeconds / Trials:0.0} ms and {(double)RoundTrips / Trials:0.0} database round trips per trial, " +
+          $"proposing {1000 * ProposeSeconds / Trials:0.0} ms per trial";
 }
 
 /// <summary>Evaluates trials in this process with <see cref="TrialRunner"/> (no bounds: for tests and debugging).</summary>

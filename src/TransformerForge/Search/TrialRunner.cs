@@ -34,7 +34,7 @@ public static class TrialRunner
 
             var budget = Budget(request);
             using var meter = s.Metrics.Contains(Metrics.PeakMemoryMiB) && PeakMemoryMeter.IsSupported ? PeakMemoryMeter.Start() : null;
-            using var trainer = Trainer.Create(config, data, TrainingOptions(s, budget, request.Plan.Seed));
+            using var trainer = Trainer.Create(config, data, TrainingOptions(s, budget, request.Plan.Seed, request.Device));
             var (total, nonEmbedding) = ModelCost.CountParameters(trainer.Model);
             metrics[Metrics.Params] = total;
             metrics[Metrics.NonEmbeddingParams] = nonEmbedding;
@@ -96,8 +96,9 @@ public static class TrialRunner
         return (1, null);   // nothing to train: the trainer only builds the model
     }
 
-    static TrainOptions TrainingOptions(EvaluationSettings s, (int? Steps, double? Seconds) budget, int seed) => new()
+    static TrainOptions TrainingOptions(EvaluationSettings s, (int? Steps, double? Seconds) budget, int seed, string device) => new()
     {
+        Device = device,
         // With a time budget the schedule has no known end: warm up, then hold the peak rate.
         Steps = budget.Steps ?? 10_000_000,
         MinLrRatio = budget.Steps is null ? 1.0 : new TrainOptions().MinLrRatio,
@@ -154,11 +155,13 @@ public static class TrialRunner
             var device = module.parameters().First().device;
             var tokens = randint(0, vocab, new long[] { 1, length }, device: device, generator: new Generator(0));
             model.Logits(tokens).Dispose();   // warm up kernels and the allocator
+            Synchronize(device);
             var times = new List<double>();
             for (int i = 0; i < repeats; i++)
             {
                 var sw = Stopwatch.StartNew();
                 model.Logits(tokens).Dispose();
+                Synchronize(device);   // a GPU runs the kernels after the call returns: time them, not their launch
                 times.Add(sw.Elapsed.TotalMilliseconds);
             }
             times.Sort();
@@ -179,9 +182,16 @@ public static class TrialRunner
         var prompt = zeros(new long[] { 1, 1 }, dtype: ScalarType.Int64, device: device);
         var options = new SamplingOptions { Greedy = true, UseCache = true };
         Autoregressive.Generate(model, prompt, Math.Min(2, tokens), options);
+        Synchronize(device);
         var sw = Stopwatch.StartNew();
         Autoregressive.Generate(model, prompt, tokens, options);
+        Synchronize(device);
         return tokens / sw.Elapsed.TotalSeconds;
+    }
+
+    static void Synchronize(Device device)
+    {
+        if (device.type == DeviceType.CUDA) cuda.synchronize();
     }
 
     static TrialResult Fail(string error, Stopwatch clock, Dictionary<string, double> metrics) =>

@@ -201,5 +201,14 @@ public class SearchCommandTests
         var badSpace = CliProcess.Run(Timeout, Args(db, "b", tmp.File("bad.json", """{ "space": "x-transformers", "model": {}, "choices": { "attn_layers.dimm": [1] } }"""), 2));
         Assert.True(badSpace.Code == 2, badSpace.Stdout + badSpace.Stderr);
         Assert.Contains("bad.json", badSpace.Stderr);
+
+        // A worker's device and heartbeat settings are checked before it touches the study.
+        var device = CliProcess.Run(Timeout, "search", "worker", "--storage", db, "--study", "tight", "--device", "tpu");
+        Assert.True(device.Code == 2, device.Stdout + device.Stderr);
+        Assert.Contains("unknown device 'tpu'", device.Stderr);
+        var beats = CliProcess.Run(Timeout, "search", "worker", "--storage", db, "--study", "tight", "--heartbeat", "30", "--grace", "45");
+        Assert.True(beats.Code == 2, beats.Stdout + beats.Stderr);
+        Assert.Contains("--grace (45 s) must be at least twice --heartbeat (30 s)", beats.Stderr);
+        foreach (var p in new[] { device, beats }) Assert.DoesNotContain("   at ", p.Stderr);
     }
 }

@@ -101,4 +101,34 @@ public class SearchWorkerTests
         Assert.Equal(1, trials[2].Attempt);
         Assert.Equal(given.Key, trials[2].Key);
     }
+
+    [Fact]
+    public void EachWorkersTrialsTrainOnItsOwnDevice()
+    {
+        using var tmp = new TempDir();
+        var (storage, study) = Study(tmp, 2);
+        using var _ = storage;
+        var evaluator = new Synthetic((t, r) => new TrialResult(TrialState.Complete, new Dictionary<string, double> { [Metrics.ValLoss] = Distance(t) }, [], null, 0));
+        new SearchWorker(storage, study, evaluator, new CandidateSource(new GridSpace(4, 4)), Settings, new WorkerOptions { Device = "cuda:3" }).Run();
+        Assert.All(evaluator.Requests, r => Assert.Equal("cuda:3", r.Device));
+        Assert.Equal("cuda:3", TrialRequest.Parse(evaluator.Requests[0].ToJsonString()).Device);   // it reaches the trial process
+
+        // The trial trains where its request says (a device this build cannot know proves the trainer was asked).
+        var request = new TrialRequest
+        {
+            Spec = JsonNode.Parse("""{ "type": "TransformerWrapper", "num_tokens": 8, "max_seq_len": 16, "attn_layers": { "type": "Decoder", "dim": 16, "depth": 1, "heads": 2 } }""")!.AsObject(),
+            Settings = Settings with { Data = TrainingDataSpec.ForTask("copy", new TransformerForge.Data.SyntheticTaskOptions(3, 4)), BudgetSteps = 1 },
+            Plan = new TrialPlan(), PrimaryMetric = Metrics.ValLoss, Device = "tpu",
+        };
+        Assert.Contains("unknown device 'tpu'", Assert.Throws<ArgumentException>(() => TrialRunner.Run(request)).Message);
+        Assert.Equal(TrialState.Complete, TrialRunner.Run(request with { Device = "cpu" }).State);
+    }
+
+    [Fact]
+    public void AGracePeriodShorterThanTwoHeartbeatsIsRefused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new WorkerOptions { HeartbeatInterval = TimeSpan.FromSeconds(10), Grace = TimeSpan.FromSeconds(15) }.Validate());
+        Assert.Contains("must be at least twice --heartbeat", e.Message);
+        new WorkerOptions { HeartbeatInterval = TimeSpan.FromSeconds(10), Grace = TimeSpan.FromSeconds(20) }.Validate();
+    }
 }

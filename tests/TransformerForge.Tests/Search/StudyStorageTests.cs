@@ -4,10 +4,18 @@ using TransformerForge.Tests.Data;
 
 namespace TransformerForge.Tests.Search;
 
-/// <summary>The SQLite study: exact claiming between connections, re-queueing of abandoned trials, refused late
-/// results, persistence, and one study per name however many workers create it at once.</summary>
-public class StudyStorageTests
+/// <summary>
+/// What every study storage guarantees (<see cref="IStudyStorage"/>), run against each backend: exact claiming between
+/// connections, re-queueing of abandoned trials, refused late results, persistence, and one study per name however
+/// many workers create it at once.
+/// </summary>
+public abstract class StudyStorageContract : IDisposable
 {
+    /// <summary>A new connection to this test's store (the first one creates it).</summary>
+    protected abstract IStudyStorage Open();
+
+    public virtual void Dispose() { }
+
     static StudyDefinition Definition(string name = "s") => new()
     {
         Name = name,
@@ -38,9 +46,7 @@ public class StudyStorageTests
     [Fact]
     public void TrialsAreNumberedInOrderAndSurviveReopening()
     {
-        using var tmp = new TempDir();
-        var path = Path.Combine(tmp.Path, "s.db");
-        using (var storage = new SqliteStudyStorage(path))
+        using (var storage = Open())
         {
             var study = storage.OpenOrCreate(Definition(), 3);
             for (int i = 0; i < 3; i++)
@@ -53,7 +59,7 @@ public class StudyStorageTests
             }
             Assert.IsType<ClaimResult.Done>(storage.Claim(study.Id, "w", Propose, Policy));
         }
-        using (var storage = new SqliteStudyStorage(path))
+        using (var storage = Open())
         {
             var study = storage.Find("s")!;
             Assert.Equal(Definition().ToJsonString(), study.Definition.ToJsonString());
@@ -73,13 +79,18 @@ public class StudyStorageTests
     [Fact]
     public void ConcurrentWorkersNeverShareATrial()
     {
-        using var tmp = new TempDir();
-        var path = Path.Combine(tmp.Path, "s.db");
         const int workers = 4, trials = 40;
-        // Every worker creates the study at the same moment, over its own connection.
-        var storages = Enumerable.Range(0, workers).Select(_ => new SqliteStudyStorage(path)).ToList();
+        // Every worker opens the (empty) store and creates the study at the same moment, over its own connection.
+        var storages = new IStudyStorage[workers];
         var studies = new StudyInfo[workers];
-        Parallel.For(0, workers, w => studies[w] = storages[w].OpenOrCreate(Definition(), trials));
+        using (var start = new Barrier(workers))
+            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+            {
+                start.SignalAndWait();
+                storages[w] = Open();
+                start.SignalAndWait();
+                studies[w] = storages[w].OpenOrCreate(Definition(), trials);
+            });
         Assert.Single(studies.Select(s => s.Id).Distinct());
         Assert.Single(storages[0].List());
 
@@ -103,8 +114,7 @@ public class StudyStorageTests
     [Fact]
     public void AbandonedTrialsAreRequeuedThenFailedAfterTheirAttempts()
     {
-        using var tmp = new TempDir();
-        using var storage = new SqliteStudyStorage(Path.Combine(tmp.Path, "s.db"));
+        using var storage = Open();
         var study = storage.OpenOrCreate(Definition(), 2);
         var silent = new ClaimPolicy(TimeSpan.Zero, 2);   // no heartbeat is recent enough: everything running is abandoned
 
@@ -131,8 +141,7 @@ public class StudyStorageTests
     [Fact]
     public void DeadWorkersTrialsAreRequeuedAtOnceAndAWaitingTrialCanBeFinishedOnce()
     {
-        using var tmp = new TempDir();
-        using var storage = new SqliteStudyStorage(Path.Combine(tmp.Path, "s.db"));
+        using var storage = Open();
         var study = storage.OpenOrCreate(Definition(), 3);
         var t = Claim(storage, study, "dead");
         var gone = new ClaimPolicy(TimeSpan.FromHours(1), 3, w => w == "dead");
@@ -153,8 +162,7 @@ public class StudyStorageTests
     [Fact]
     public void WaitsWhileOthersRunAndIsDoneWhenAllFinished()
     {
-        using var tmp = new TempDir();
-        using var storage = new SqliteStudyStorage(Path.Combine(tmp.Path, "s.db"));
+        using var storage = Open();
         var study = storage.OpenOrCreate(Definition(), 1);
         var t = Claim(storage, study, "a");
         Assert.IsType<ClaimResult.Wait>(storage.Claim(study.Id, "b", Propose, Policy));
@@ -165,6 +173,16 @@ public class StudyStorageTests
         Assert.True(storage.Finish(t.Id, "a", 1, Done(1)));
         Assert.IsType<ClaimResult.Done>(storage.Claim(study.Id, "b", Propose, Policy));
     }
+}
+
+/// <summary>The SQLite study file: the contract, plus how this machine's dead workers are recognised and a damaged file.</summary>
+public sealed class StudyStorageTests : StudyStorageContract
+{
+    readonly TempDir _tmp = new();
+
+    protected override IStudyStorage Open() => new SqliteStudyStorage(Path.Combine(_tmp.Path, "s.db"));
+
+    public override void Dispose() => _tmp.Dispose();
 
     [Fact]
     public void ThisMachinesDeadProcessesAreKnownGone()
@@ -187,5 +205,15 @@ public class StudyStorageTests
         var path = tmp.File("bad.db", "this is not a database, just text that is long enough to have a header........");
         var e = Assert.Throws<InvalidDataException>(() => new SqliteStudyStorage(path));
         Assert.Contains("not a usable study file", e.Message);
+    }
+
+    [Fact]
+    public void AWorkerInAnotherPidNamespaceWithThisHostNameIsNotJudgedFromHere()
+    {
+        var parts = WorkerIdentity.Self.Split('/');
+        Assert.Equal(4, parts.Length);
+        // Same host name (a container sharing the host's network), a pid that does not exist here, another pid namespace.
+        Assert.False(WorkerIdentity.IsGone($"{parts[0]}/999999/1/00000000-1"));
+        Assert.True(WorkerIdentity.IsGone($"{parts[0]}/999999/1/{parts[3]}"));
     }
 }

@@ -23,11 +23,19 @@ internal sealed class CliProcess : IDisposable
         }
     }
 
-    public CliProcess(params string[] args)
+    public CliProcess(params string[] args) : this(args, null)
+    {
+    }
+
+    /// <param name="environment">Variables to set (null value: remove) in tforge's environment.</param>
+    public CliProcess(string[] args, IReadOnlyDictionary<string, string?>? environment)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(TforgeDll);
         foreach (var a in args) info.ArgumentList.Add(a);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+            if (value is null) info.Environment.Remove(name);
+            else info.Environment[name] = value;
         _process = new Process { StartInfo = info };
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_stdout) _stdout.AppendLine(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_stderr) _stderr.AppendLine(e.Data); };
