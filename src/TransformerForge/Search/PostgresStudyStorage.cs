@@ -204,32 +204,7 @@ public sealed class PostgresStudyStorage : IStudyStorage
         return list;
     }
 
-    static TrialRecord ReadTrial(NpgsqlDataReader r)
-    {
-        string? S(int i) => r.IsDBNull(i) ? null : r.GetString(i);
-        DateTimeOffset? T(int i) => r.IsDBNull(i) ? null : r.GetFieldValue<DateTimeOffset>(i);
-        var plan = StudyJson.Plan(r.GetString(6));
-        return new TrialRecord
-        {
-            Id = r.GetInt64(0),
-            Number = r.GetInt32(1),
-            State = TrialStates.Parse(r.GetString(2)),
-            Spec = StudyJson.Object(r.GetString(3)),
-            Key = r.GetString(4),
-            Genome = StudyJson.Object(r.GetString(5)),
-            Plan = plan with { Seed = r.GetInt32(7) },
-            Metrics = StudyJson.Metrics(S(8)),
-            Intermediate = StudyJson.Intermediate(S(9)),
-            Error = S(10),
-            Worker = S(11),
-            Attempt = r.GetInt32(12),
-            CreatedAt = r.GetFieldValue<DateTimeOffset>(13),
-            StartedAt = T(14),
-            HeartbeatAt = T(15),
-            FinishedAt = T(16),
-            Seconds = r.IsDBNull(17) ? null : r.GetDouble(17),
-        };
-    }
+    static TrialRecord ReadTrial(NpgsqlDataReader r) => TrialRows.Read(r, (row, i) => row.GetFieldValue<DateTimeOffset>(i));
 
     /// <summary>What one claim round trip found.</summary>
     sealed record ClaimStep(TrialRecord? Claimed, IReadOnlyList<(long Id, string Worker, int Attempt)> Running, int MaxTrials, List<TrialRecord>? History);

@@ -165,32 +165,7 @@ public sealed class SqliteStudyStorage : IStudyStorage
         return r.Read() ? ReadTrial(r) : throw new InvalidOperationException($"no trial with id {trialId}");
     }
 
-    static TrialRecord ReadTrial(SqliteDataReader r)
-    {
-        string? S(int i) => r.IsDBNull(i) ? null : r.GetString(i);
-        DateTimeOffset? T(int i) => r.IsDBNull(i) ? null : Time(r.GetDouble(i));
-        var plan = StudyJson.Plan(r.GetString(6));
-        return new TrialRecord
-        {
-            Id = r.GetInt64(0),
-            Number = r.GetInt32(1),
-            State = TrialStates.Parse(r.GetString(2)),
-            Spec = StudyJson.Object(r.GetString(3)),
-            Key = r.GetString(4),
-            Genome = StudyJson.Object(r.GetString(5)),
-            Plan = plan with { Seed = r.GetInt32(7) },
-            Metrics = StudyJson.Metrics(S(8)),
-            Intermediate = StudyJson.Intermediate(S(9)),
-            Error = S(10),
-            Worker = S(11),
-            Attempt = r.GetInt32(12),
-            CreatedAt = Time(r.GetDouble(13)),
-            StartedAt = T(14),
-            HeartbeatAt = T(15),
-            FinishedAt = T(16),
-            Seconds = r.IsDBNull(17) ? null : r.GetDouble(17),
-        };
-    }
+    static TrialRecord ReadTrial(SqliteDataReader r) => TrialRows.Read(r, (row, i) => Time(row.GetDouble(i)));
 
     public ClaimResult Claim(long studyId, string worker, Func<IReadOnlyList<TrialRecord>, int, NewTrial?> propose, ClaimPolicy policy)
     {
