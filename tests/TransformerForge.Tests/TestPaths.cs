@@ -31,14 +31,37 @@ internal static class TestPaths
                     ? fromEnv
                     : throw new DirectoryNotFoundException($"{FixturesEnv}={fromEnv} is not a directory.");
 
-            for (var dir = Directory.GetParent(RepoRoot); dir is not null; dir = dir.Parent)
-            {
-                var candidate = Path.Combine(dir.FullName, "shared", "fixtures");
-                if (Directory.Exists(candidate)) return candidate;
-            }
+            // Above this checkout; else, for a fresh clone made elsewhere (e.g. under /tmp), above the local
+            // repository it was cloned from.
+            foreach (var root in new[] { RepoRoot, LocalOrigin() })
+                for (var dir = root is null ? null : Directory.GetParent(root); dir is not null; dir = dir.Parent)
+                {
+                    var candidate = Path.Combine(dir.FullName, "shared", "fixtures");
+                    if (Directory.Exists(candidate)) return candidate;
+                }
             throw new DirectoryNotFoundException(
                 $"No shared/fixtures above {RepoRoot}; set {FixturesEnv} to the fixtures directory.");
         }
+    }
+
+    /// <summary>The origin of this clone when it is a folder on this machine (git's <c>remote.origin.url</c>), else null.</summary>
+    static string? LocalOrigin()
+    {
+        var config = Path.Combine(RepoRoot, ".git", "config");
+        if (!File.Exists(config)) return null;
+        bool inOrigin = false;
+        foreach (var raw in File.ReadLines(config))
+        {
+            var line = raw.Trim();
+            if (line.StartsWith('[')) inOrigin = line == "[remote \"origin\"]";
+            else if (inOrigin && line.StartsWith("url", StringComparison.Ordinal) && line.IndexOf('=') is var eq and > 0)
+            {
+                var url = line[(eq + 1)..].Trim();
+                if (url.StartsWith("file://", StringComparison.Ordinal)) url = url["file://".Length..];
+                return Path.IsPathRooted(url) && Directory.Exists(url) ? Path.GetFullPath(url) : null;
+            }
+        }
+        return null;
     }
 
     public static string Fixture(params string[] parts) => Path.Combine([Fixtures, .. parts]);
