@@ -19,6 +19,7 @@ public static class RuntimeInfo
         yield return $"device: {device}";
         yield return $"cuda available: {cuda.is_available()}{(cuda.is_available() ? $", {cuda.device_count()} device(s)" : "")}";
         yield return $"threads: {get_num_threads()} intra-op, {Environment.ProcessorCount} logical processors, OpenMP wait policy {WaitPolicy()}";
+        yield return $"MKL code path: {TorchRuntime.MklCodePath()?.ToString() ?? "unknown"} (0 = generic){(MklDispatch.Applied ? "; chosen by instruction set on this AMD CPU" : $"; MKL's own choice: {MklDispatch.NotAppliedBecause}")}";
         yield return "native libraries loaded:";
         foreach (var lib in TorchRuntime.TorchLibraries()) yield return $"  {lib}";
     }

@@ -100,6 +100,7 @@ public static class TorchRuntime
                 throw new TorchRuntimeException("TransformerForge's runtime loader supports linux-x64 only.");
 
             ChooseWaitPolicy();
+            MklDispatch.BeforeLibTorchLoads(CacheDir());
             if (backend == Backend.Cuda) LoadCuda(); else LoadCpu();
             _loaded = backend;
             // Let TorchSharp record the backend as loaded; its own probing resolves to what we loaded.
@@ -272,6 +273,13 @@ public static class TorchRuntime
             how = $"python3 not usable: {e.Message}";
             return null;
         }
+    }
+
+    /// <summary>MKL's code path as libtorch's MKL detects it (see <see cref="MklDispatch"/>), or null when unknown.</summary>
+    public static int? MklCodePath()
+    {
+        lock (Gate)
+            return Handles.TryGetValue("libtorch_cpu.so", out var h) ? MklDispatch.DetectedCodePath(h) : null;
     }
 
     /// <summary>Path of a library as the process has it mapped (from /proc/self/maps), or null.</summary>

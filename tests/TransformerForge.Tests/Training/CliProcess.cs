@@ -76,9 +76,12 @@ internal sealed class CliProcess : IDisposable
     }
 
     /// <summary>Runs tforge to completion.</summary>
-    public static (int Code, string Stdout, string Stderr) Run(TimeSpan timeout, params string[] args)
+    public static (int Code, string Stdout, string Stderr) Run(TimeSpan timeout, params string[] args) => Run(timeout, args, null);
+
+    /// <summary>Runs tforge to completion with these environment variables set (null value: removed).</summary>
+    public static (int Code, string Stdout, string Stderr) Run(TimeSpan timeout, string[] args, IReadOnlyDictionary<string, string?>? environment)
     {
-        using var p = new CliProcess(args);
+        using var p = new CliProcess(args, environment);
         var code = p.Wait(timeout);
         return (code, p.Stdout, p.Stderr);
     }
