@@ -55,4 +55,87 @@ public class AppendOnlyStackTests
         read.sum().backward();
         Assert.NotNull(x.grad);
     }
+
+    [Fact]
+    public void ReadingAnEmptyStackSaysSo()
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        using var stack = new AppendOnlyStack();
+        var e = Assert.Throws<InvalidOperationException>(() => stack.Read());
+        Assert.Contains("empty", e.Message);
+    }
+
+    [Fact]
+    public void AnEntryOfAnotherShapeIsRefusedNamingBothShapes()
+    {
+        using var scope = NewDisposeScope();
+        using var stack = new AppendOnlyStack();
+        stack.Append(randn(3, 4));
+        var e = Assert.Throws<ArgumentException>(() => stack.Append(randn(3, 5)));
+        Assert.Equal("entry shape [3, 5] differs from the stack's [3, 4]", e.Message);
+    }
+
+    /// <summary>Truncated backpropagation through time: after <c>Detach</c> a read (with autograd on) is plain data.</summary>
+    [Fact]
+    public void AfterDetachAReadPassesNoGradient()
+    {
+        using var scope = NewDisposeScope();
+        using var stack = new AppendOnlyStack();
+        var x = randn(3, 4, dtype: ScalarType.Float64, requires_grad: true);
+        stack.Append(x * 2);
+        stack.Detach();
+        var read = stack.Read();
+        Assert.False(read.requires_grad);
+        Assert.True(read[0].allclose(x.detach() * 2, rtol: 0, atol: 0));
+    }
+
+    /// <summary>
+    /// A read whose consumer passes back no gradient (an undefined one, as a custom autograd function may) counts as a
+    /// zero gradient: backward still runs through it, and earlier reads' gradients arrive intact.
+    /// </summary>
+    [Fact]
+    public void AReadThatGetsNoGradientCountsAsZero()
+    {
+        using var scope = NewDisposeScope();
+        using var stack = new AppendOnlyStack();
+        var x = randn(2, 3, dtype: ScalarType.Float64, requires_grad: true);
+        stack.Append(x * 2);
+        var first = stack.Read();                        // [1, 2, 3]
+        stack.Append(first[0] * 3);                      // entry 1 = 6x
+        var second = stack.Read();                       // [2, 2, 3], reaches the loss only through NoGradient
+        var loss = NoGradient.apply(second).sum() + first.sum();
+        loss.backward();
+        // Only first.sum() passes a gradient: d/dx sum(2x) = 2.
+        Assert.True(x.grad!.allclose(full_like(x, 2.0)));
+    }
+
+    /// <summary>Identity whose backward returns no gradient (undefined), not zeros.</summary>
+    sealed class NoGradient : autograd.SingleTensorFunction<NoGradient>
+    {
+        public override string Name => nameof(NoGradient);
+        public override Tensor forward(autograd.AutogradContext ctx, params object[] vars) => ((Tensor)vars[0]).clone();
+        public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput) => [null!];
+    }
+
+    /// <summary>
+    /// TorchSharp allocates a read-sized tensor per custom autograd node and keeps it until backward; the stack frees it at
+    /// once (docs/feedback-benchmark.md: it halves the forward's memory). After a read, no read-sized tensor other than the
+    /// read itself (its handles) is alive in the caller's scope.
+    /// </summary>
+    [Fact]
+    public void AReadKeepsNoSecondReadSizedTensorAlive()
+    {
+        using var scope = NewDisposeScope();
+        using var stack = new AppendOnlyStack();
+        var x = randn(3, 4, requires_grad: true);
+        for (var t = 0; t < 5; t++) stack.Append(x.abs() + t + 1);
+        var read = stack.Read();
+        // Handles of the read itself show the stack's entries (all >= 1); a read-sized tensor that does not is a second one.
+        var others = scope.DisposablesView.OfType<Tensor>()
+            .Where(tensor => !tensor.IsInvalid && tensor.shape.SequenceEqual(read.shape) && !tensor.allclose(read, rtol: 0, atol: 0))
+            .ToList();
+        Assert.True(others.Count == 0, $"{others.Count} other read-sized tensors alive");
+        Assert.True(stack.LastReadDroppedOutputCache);
+    }
 }
+

@@ -100,4 +100,106 @@ public class LayerCacheTests
         Assert.Contains("attn_layers.layers.0.1.to_v.weight", names);
         Assert.DoesNotContain(names, n => n.Contains("qkv"));
     }
+
+    /// <summary>A prompt longer than twice the buffer (the first call of a long prompt) gets a buffer that holds it.</summary>
+    [Theory]
+    [InlineData(new long[] { 200 })]
+    [InlineData(new long[] { 10, 150 })]
+    public void AChunkLongerThanTwiceTheBufferFitsInOneGrowth(long[] chunks)
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        using var scope = NewDisposeScope();
+        using var cache = new LayerCache();
+        var keys = new List<Tensor>();
+        foreach (var n in chunks)
+        {
+            var k = randn(1, 2, n, 4, dtype: ScalarType.Float64);
+            keys.Add(k);
+            var (allK, allV) = cache.Append(k, k * 2);
+            Assert.True(allK.allclose(cat(keys, 2), rtol: 0, atol: 0) && allV.allclose(cat(keys, 2) * 2, rtol: 0, atol: 0));
+        }
+        Assert.Equal(chunks.Sum(), cache.Length);
+        Assert.True(cache.Capacity >= cache.Length);
+    }
+
+    /// <summary>
+    /// Keys of another batch size, head count, head size or dtype cannot join the cached ones: refused with a clear
+    /// error, never broadcast or converted into the buffer.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 3, 4, false)]
+    [InlineData(2, 1, 4, false)]
+    [InlineData(2, 3, 5, false)]
+    [InlineData(2, 3, 4, true)]
+    public void KeysOfAnotherLayoutAreRefused(long batch, long heads, long dimHead, bool float32)
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        using var scope = NewDisposeScope();
+        using var cache = new LayerCache();
+        var k = randn(2, 3, 4, 4, dtype: ScalarType.Float64);
+        cache.Append(k, k);
+        var other = randn(batch, heads, 1, dimHead, dtype: float32 ? ScalarType.Float32 : ScalarType.Float64);
+        var e = Assert.Throws<InvalidOperationException>(() => cache.Append(other, other));
+        Assert.Contains("changed batch, heads, size, dtype or device", e.Message);
+    }
+
+    /// <summary>Keys that need gradients with values that do not (a frozen value projection): autograd still reaches the keys.</summary>
+    [Fact]
+    public void KeysThatNeedGradientsWithValuesThatDoNotStillGetTheirGradients()
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        using var scope = NewDisposeScope();
+        using var cache = new LayerCache();
+        var a = randn(1, 1, 3, 2, dtype: ScalarType.Float64, requires_grad: true);
+        var b = randn(1, 1, 2, 2, dtype: ScalarType.Float64, requires_grad: true);
+        cache.Append(a * 1, randn(1, 1, 3, 2, dtype: ScalarType.Float64));
+        var (k, _) = cache.Append(b * 2, randn(1, 1, 2, 2, dtype: ScalarType.Float64));
+        Assert.Equal(5, cache.Length);
+        (k * k).sum().backward();
+        Assert.True(a.grad!.allclose(2 * a.detach()) && b.grad!.allclose(8 * b.detach()));
+    }
+
+    /// <summary>Disposing a cache frees everything it holds at once and leaves it empty and usable again.</summary>
+    [Fact]
+    public void DisposeFreesEverythingAndLeavesAnEmptyCache()
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        using var scope = NewDisposeScope();
+        var cache = new LayerCache();
+        var k = randn(1, 2, 3, 4);
+        cache.Append(k, k);
+        cache.KeepHistory(CacheHistory.ShiftTokens, randn(1, 2, 8));
+        var history = cache.History(CacheHistory.ShiftTokens)!;
+        var derived = cache.Derived("w", () => randn(8, 8));
+        cache.SetContext(randn(1, 2, 5, 4), randn(1, 2, 5, 4));
+        var (contextKeys, contextValues) = cache.Context!.Value;
+
+        cache.Dispose();
+
+        Assert.True(history.IsInvalid && derived.IsInvalid && contextKeys.IsInvalid && contextValues.IsInvalid);
+        Assert.Equal(0, cache.Length);
+        Assert.Null(cache.History(CacheHistory.ShiftTokens));
+        Assert.Empty(cache.DerivedNames);
+        Assert.Null(cache.Context);
+        var fresh = randn(1, 2, 1, 4);
+        Assert.True(cache.Append(fresh, fresh).Keys.allclose(fresh, rtol: 0, atol: 0));
+        Assert.True(cache.Derived("w", () => ones(2)).allclose(ones(2), rtol: 0, atol: 0));
+        cache.Dispose();
+    }
+
+    /// <summary>A decoding run keeps one history per kind alive, not one per step: the replaced one is freed.</summary>
+    [Fact]
+    public void KeepingAHistoryFreesTheOneItReplaces()
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        using var scope = NewDisposeScope();
+        using var cache = new LayerCache();
+        cache.KeepHistory(CacheHistory.QueryConv, randn(1, 2, 8));
+        var first = cache.History(CacheHistory.QueryConv)!;
+        var second = randn(1, 2, 8);
+        cache.KeepHistory(CacheHistory.QueryConv, second);
+        Assert.True(first.IsInvalid);
+        Assert.True(cache.History(CacheHistory.QueryConv)!.allclose(second, rtol: 0, atol: 0));
+    }
 }
+
