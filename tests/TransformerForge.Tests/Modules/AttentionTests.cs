@@ -163,4 +163,41 @@ public class AttentionTests
         using var attention = Build(o);
         Assert.Equal(fused, attention.UsesFusedKernel(inputs, keys: 8));
     }
+    /// <summary>
+    /// Masks in half and bfloat16 precision (mixed-precision training): masked keys get no weight and a query that may
+    /// see no key spreads its weight evenly (0.20), as in float64. The mask value must stay finite and negative in the
+    /// narrow type: -1e30 overflows float16 to -inf (fully masked rows of the fused kernel become NaN).
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float16, true)]
+    [InlineData(ScalarType.Float16, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    [InlineData(ScalarType.BFloat16, false)]
+    public void MasksHoldInLowPrecision(ScalarType dtype, bool fused)
+    {
+        const int n = 6;
+        using var attention = Build(new AttentionOptions(), causal: false);
+        var x = randn(2, n, Dim, dtype: ScalarType.Float64, generator: new Generator(7));
+        var mask = Padding(2, n, 2);
+        mask[0, TensorIndex.Colon] = tensor(false);                        // the first sequence: no visible key at all
+        var inputs = new BlockInputs { Mask = mask, NeedAttention = !fused };
+        Assert.Equal(fused, attention.UsesFusedKernel(inputs, n, dtype));
+        using var _ = no_grad();
+        var exact = attention.Forward(x, inputs).Output;
+        attention.to(dtype);
+        try
+        {
+            var low = attention.Forward(x.to_type(dtype), inputs).Output.to_type(ScalarType.Float64);
+            // 0.20 hides a pair when either side is padding: the real queries are the second sequence's last four.
+            var real = mask.unsqueeze(-1).expand(2, n, Dim);
+            double realErr = (low - exact).masked_select(real).abs().max().item<double>();
+            double hiddenErr = (low - exact).masked_select(real.logical_not()).abs().max().item<double>();
+            Assert.True(realErr < 0.05, $"{dtype}, {(fused ? "fused" : "explicit")}: off by {realErr}");
+            Assert.False(low.isnan().any().item<bool>(), "a query that sees no key gives NaN");
+            // The fused float16 kernel adds -30000 to the scores, which float16 rounds in steps of 16: a query that sees
+            // no key gets finite but not exactly uniform weights (the explicit path replaces the scores instead).
+            if (!(fused && dtype == ScalarType.Float16)) Assert.True(hiddenErr < 0.05, $"{dtype}, fully masked: off by {hiddenErr}");
+        }
+        finally { attention.to(ScalarType.Float64); }
+    }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TransformerForge.Models;
+using TransformerForge.Modules;
 using TransformerForge.Tests.Support;
 using static TorchSharp.torch;
 
@@ -170,5 +171,33 @@ public class PositionTests
                     worst = Math.Max(worst, Math.Abs(logits(h, i, j) - logits(h, i, i) - slope * (j - i)));
         }
         Assert.True(worst < 1e-10, $"max error {worst}");
+    }
+    [Fact]
+    public void PersistentMemoryKeysTakeTheFirstAlibiPositions()
+    {
+        // 0.20 puts the num_mem_kv learned keys before the others and measures ALiBi over all j keys: bias slope·j,
+        // memory keys at 0 and 1; the causal mask hides key c from query r when c > r + num_mem_kv. Its pre-softmax
+        // map (returned, and passed on by residual_attn) is the scaled q·kᵀ alone, before bias and masks.
+        const int mem = 2, n = 5, heads = 2, dimHead = 8;
+        var stack = Build.Stack($$"""
+            { "type": "Decoder", "dim": 16, "depth": 1, "heads": {{heads}}, "attn_dim_head": {{dimHead}}, "custom_layers": ["a"],
+              "alibi_pos_bias": true, "attn_num_mem_kv": {{mem}} }
+            """);
+        Tensor P(string name) => Weights.Param(stack, "layers.0." + name);
+        var x = Build.Randn(6, 2, n, 16);
+        var h = Reference.LayerNorm(x, P("0.weight"), P("0.bias"));
+        Tensor Heads(Tensor t) => t.reshape(2, n, heads, dimHead).transpose(1, 2);
+        var q = Heads(h.matmul(P("1.to_q.weight").t()));
+        var k = cat(new[] { P("1.mem_k").unsqueeze(0).expand(2, -1, -1, -1), Heads(h.matmul(P("1.to_k.weight").t())) }, 2);
+        var scores = q.matmul(k.transpose(-1, -2)) * Math.Pow(dimHead, -0.5);            // [b, h, n, mem + n]
+        var slopes = tensor(new[] { Math.Pow(2, -4), Math.Pow(2, -8) }).reshape(1, heads, 1, 1);
+        var bias = slopes * arange(mem + n, dtype: ScalarType.Float64).reshape(1, 1, 1, mem + n);
+        var blocked = arange(mem + n).unsqueeze(0).gt(arange(n).unsqueeze(1) + mem);
+        var expected = (scores + bias).masked_fill(blocked, double.NegativeInfinity).softmax(-1);
+
+        BlockOutput attention;
+        using (no_grad()) attention = stack.Forward(x, returnAttention: true).Intermediates.Attention[0];
+        Assert.True(Build.MaxDiff(attention.PostSoftmaxAttn!, expected) < 1e-12, $"post-softmax: {Build.MaxDiff(attention.PostSoftmaxAttn!, expected)}");
+        Assert.True(Build.MaxDiff(attention.PreSoftmaxAttn!, scores) < 1e-12, $"pre-softmax: {Build.MaxDiff(attention.PreSoftmaxAttn!, scores)}");
     }
 }

@@ -48,4 +48,23 @@ public class ShiftTokensTests
         var e = Assert.Throws<InvalidOperationException>(() => stack.Forward(Build.Randn(1, 1, 3, 16), cache: cache));
         Assert.Contains("future", e.Message);
     }
+    [Fact]
+    [Proves("AttentionLayers.shift_tokens")]
+    public void AnEncoderShiftsByUpToTheAmountEachWay()
+    {
+        // Encoder, shift_tokens 2: five feature segments shifted by -2..2, so through one feed-forward layer position
+        // p depends on positions p-2 .. p+2 and on no other.
+        var stack = Build.Stack("""{ "type": "Encoder", "dim": 16, "depth": 1, "heads": 2, "custom_layers": ["f"], "shift_tokens": 2 }""");
+        var x = Build.Randn(1, 1, 8, 16);
+        var changed = x.clone();
+        changed[0, 4] = Build.Randn(2, 16);
+        using var _ = no_grad();
+        var a = stack.Forward(x).Output;
+        var b = stack.Forward(changed).Output;
+        for (long p = 0; p < 8; p++)
+        {
+            bool reached = Build.MaxDiff(a[0, p], b[0, p]) > 1e-6;
+            Assert.True(reached == (Math.Abs(p - 4) <= 2), $"position {p} {(reached ? "reached" : "not reached")} by position 4");
+        }
+    }
 }
