@@ -19,12 +19,15 @@ sbs="python3 benchmarks/side_by_side.py --rounds $rounds"
   $sbs generate --stacks tforge,gpt$([ -n "${XT140:-}" ] && echo ,xt140)
   echo "== the same at dim 512, depth 8"
   $sbs generate --dim 512 --depth 8 --heads 8 --stacks tforge,gpt$([ -n "${XT140:-}" ] && echo ,xt140)
+  echo "== lever: MKL's kernels chosen by instruction set (AMD) vs MKL's own vendor-based choice"
+  $sbs train --variant vendor=TFORGE_MKL_DISPATCH=vendor --stacks tforge,vendor
+  $sbs generate --variant vendor=TFORGE_MKL_DISPATCH=vendor --stacks tforge,vendor
   echo "== lever: flat AdamW vs one set of operations per tensor"
   $sbs train --variant per-tensor=--per-tensor-optimizer --stacks tforge,per-tensor
   echo "== lever: bf16 mixed precision vs fp32"
   $sbs train --variant bf16="--precision bf16" --stacks tforge,bf16
-  threads='--variant fixed=TFORGE_THREADS=fixed --variant spin=GOMP_SPINCOUNT=10000 --variant spin-fixed="GOMP_SPINCOUNT=10000 TFORGE_THREADS=fixed" --stacks tforge,fixed,spin,spin-fixed'
-  echo "== lever: thread policy (PASSIVE or a 10,000-round spin; adaptive or fixed thread count), idle"
+  threads='--omp default --variant fixed=TFORGE_THREADS=fixed --variant passive=OMP_WAIT_POLICY=PASSIVE --variant passive-fixed="OMP_WAIT_POLICY=PASSIVE TFORGE_THREADS=fixed" --stacks tforge,fixed,passive,passive-fixed'
+  echo "== lever: thread policy (tforge's 10,000-round spin or PASSIVE; adaptive or fixed thread count), idle"
   eval $sbs generate --threads 0 $threads
   eval $sbs train --threads 0 $threads
   echo "== lever: thread policy beside one competing busy process"

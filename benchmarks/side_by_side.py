@@ -70,9 +70,9 @@ def parse():
     p.add_argument("--stacks", default=None, help="comma list of tforge, gpt, gpt-separate-qkv, xt020, xt140 (default: tforge, gpt and any x-transformers given)")
     p.add_argument("--tforge-args", default="", help="extra arguments for tforge bench (e.g. --per-tensor-optimizer)")
     p.add_argument("--label", default="tforge", help="name of the tforge column (when comparing a lever)")
-    p.add_argument("--omp", default="passive", choices=["passive", "spin", "default"],
-                   help="OpenMP waiting for every stack: passive = OMP_WAIT_POLICY=PASSIVE for all (tforge's default); "
-                        "spin = a bounded spin (GOMP_SPINCOUNT=10000) for all; default = each stack's own default "
+    p.add_argument("--omp", default="spin", choices=["passive", "spin", "default"],
+                   help="OpenMP waiting for every stack: spin = a bounded spin (GOMP_SPINCOUNT=10000) for all (tforge's "
+                        "default); passive = OMP_WAIT_POLICY=PASSIVE for all; default = each stack's own default "
                         "(libgomp spins 300,000 rounds, ruinous beside other work)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=[VAR=VALUE ...] [ARGS]",
                    help="another tforge column: environment settings, then @/path/to/another/tforge, then bench arguments (replacing the same ones), e.g. "

@@ -116,6 +116,8 @@ public sealed record AttentionOptions
         Check(MaxAttendPast is null or >= 0, "attn_max_attend_past", "must not be negative");
         Check(CollabCompression is > 0 and <= 1, "attn_collab_compression", "must be in (0, 1]");
         Check(!(CollabHeads && (int)(CollabCompression * DimHead * heads) < 1), "attn_collab_compression", "leaves no query/key dimension");
+        Check(!(CollabHeads && NumMemKv > 0 && (int)(CollabCompression * DimHead * heads) != DimHead), "attn_num_mem_kv",
+            $"memory keys have attn_dim_head ({DimHead}) features but attn_collab_heads' shared key has attn_collab_compression × heads × attn_dim_head = {(int)(CollabCompression * DimHead * heads)}; x-transformers 0.20 cannot combine them either");
         Check(DconvKernelSize >= 1, "attn_dconv_kernel_size", "must be at least 1");
         Check(!(Dconv && CollabHeads), "attn_dconv", "depth-wise convolutions cannot be combined with attn_collab_heads (the query width differs per head)");
         Check(!(KvHeads is not null && OneKvHead), "attn_kv_heads",

@@ -43,23 +43,18 @@ public static class Autoregressive
             {
                 Runtime.ThreadPolicy.Adjust();
                 using var scope = NewDisposeScope();
-                Tensor logits;
-                if (state is not null && tokens.shape[1] <= model.MaxSeqLen)
-                {
-                    // Cached: feed what the state has not seen (the prompt first, then one token).
-                    long seen = step == 0 ? 0 : tokens.shape[1] - 1;
-                    var fresh = tokens.narrow(1, seen, tokens.shape[1] - seen);
-                    var freshMask = mask?.narrow(1, seen, tokens.shape[1] - seen);
-                    logits = model.Logits(fresh, freshMask, state).select(1, -1);
-                }
-                else
+                bool cached = state is not null && tokens.shape[1] <= model.MaxSeqLen;
+                // Cached: feed what the state has not seen (the prompt first, then one token); else the last window.
+                long seen = cached ? (step == 0 ? 0 : tokens.shape[1] - 1) : tokens.shape[1] - Math.Min(tokens.shape[1], model.MaxSeqLen);
+                long fresh = tokens.shape[1] - seen;
+                // A one-token step's matrix products are too small to split over threads (see MklThreads).
+                using var products = Runtime.MklThreads.ForStep(b * fresh);
+                if (!cached)
                 {
                     state?.Dispose();
                     state = null;
-                    long window = Math.Min(tokens.shape[1], model.MaxSeqLen);
-                    var x = tokens.narrow(1, tokens.shape[1] - window, window);
-                    logits = model.Logits(x, mask?.narrow(1, tokens.shape[1] - window, window)).select(1, -1);
                 }
+                var logits = model.Logits(tokens.narrow(1, seen, fresh), mask?.narrow(1, seen, fresh), state).select(1, -1);
                 var next = Sampler.Sample(logits, o, rng);
                 if (o.EosToken is { } eos)
                 {

@@ -9,7 +9,7 @@ namespace TransformerForge.Runtime;
 /// <para>
 /// libtorch's OpenMP threads meet at a barrier after every parallel operation. Waiting there, they either spin (fast
 /// to wake, but they burn a core) or sleep (free, but each wake-up costs microseconds, which small operations such as
-/// an optimizer's or a decoding step's pay hundreds of times); <see cref="TorchRuntime"/> has them sleep. Neither helps
+/// an optimizer's or a decoding step's pay hundreds of times); <see cref="TorchRuntime"/> has them spin briefly, then sleep. Neither helps
 /// on a machine whose other processes already keep the cores busy: then any thread that waits at a barrier waits for
 /// a core the scheduler gave to someone else. So, every <see cref="Interval"/>, the policy measures how much CPU the other
 /// processes used (<c>/proc/stat</c> minus this process's share from <c>/proc/self/stat</c>) and uses only the cores

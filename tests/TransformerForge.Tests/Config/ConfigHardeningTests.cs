@@ -13,6 +13,20 @@ public class ConfigHardeningTests
         return Assert.Throws<ConfigException>(() => ModelConfig.Parse(json));
     }
 
+    /// <summary>Found by Stryker (Attention.cs:284): this combination used to fail inside libtorch with no key named.</summary>
+    [Fact]
+    public void CollaborativeHeadsWithMemoryKeysOfAnotherWidthAreRefused()
+    {
+        var e = Refused(""", "attn_collab_heads": true, "attn_num_mem_kv": 2""");
+        Assert.Equal("attn_layers.attn_num_mem_kv", e.Key);
+        Assert.Contains("attn_dim_head (64)", e.Message);
+        // Where the shared key has exactly dim_head features, the memory keys fit and the model runs.
+        var json = """{"type": "TransformerWrapper", "num_tokens": 16, "max_seq_len": 16, "attn_layers": {"type": "Decoder", "dim": 16, "depth": 1, "heads": 2, "attn_collab_heads": true, "attn_collab_compression": 0.5, "attn_num_mem_kv": 2}}""";
+        using var m = new TransformerWrapper((TransformerWrapperConfig)ModelConfig.Parse(json));
+        using var logits = m.forward(TorchSharp.torch.randint(0, 16, [1, 5]));
+        Assert.Equal(new long[] { 1, 5, 16 }, logits.shape);
+    }
+
     [Fact]
     public void FeedForwardWidthOfZeroIsRefused()
     {
