@@ -14,22 +14,8 @@ namespace TransformerForge.Tests.Generation;
 /// </summary>
 public class KvCacheTests
 {
-    static TransformerWrapper Model(Func<AttentionLayersConfig, AttentionLayersConfig> options, Func<TransformerWrapperConfig, TransformerWrapperConfig>? wrapper = null)
-    {
-        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
-        manual_seed(0);
-        var c = new TransformerWrapperConfig
-        {
-            NumTokens = 40, MaxSeqLen = 32,
-            AttnLayers = options(new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = 32, Depth = 2, Heads = 4, Attn = new() { DimHead = 32 } }),
-        };
-        if (wrapper is not null) c = wrapper(c);
-        var m = new TransformerWrapper(c);
-        m.to(ScalarType.Float64);
-        Weights.Perturb(m);
-        m.eval();
-        return m;
-    }
+    static TransformerWrapper Model(Func<AttentionLayersConfig, AttentionLayersConfig> options, Func<TransformerWrapperConfig, TransformerWrapperConfig>? wrapper = null) =>
+        Build.Decoder(options, wrapper);
 
     public static TheoryData<string> Schemes() => new()
     {

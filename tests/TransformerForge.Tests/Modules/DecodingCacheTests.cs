@@ -13,22 +13,8 @@ namespace TransformerForge.Tests.Modules;
 /// </summary>
 public class DecodingCacheTests
 {
-    static TransformerWrapper Model(Func<AttentionLayersConfig, AttentionLayersConfig> options, Func<TransformerWrapperConfig, TransformerWrapperConfig>? wrapper = null)
-    {
-        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
-        manual_seed(3);
-        var c = new TransformerWrapperConfig
-        {
-            NumTokens = 40, MaxSeqLen = 32,
-            AttnLayers = options(new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = 16, Depth = 2, Heads = 2, Attn = new() { DimHead = 32 } }),
-        };
-        if (wrapper is not null) c = wrapper(c);
-        var m = new TransformerWrapper(c);
-        m.to(ScalarType.Float64);
-        Weights.Perturb(m);
-        m.eval();
-        return m;
-    }
+    static TransformerWrapper Model(Func<AttentionLayersConfig, AttentionLayersConfig> options, Func<TransformerWrapperConfig, TransformerWrapperConfig>? wrapper = null) =>
+        Build.Decoder(options, wrapper, dim: 16, heads: 2, initSeed: 3);
 
     /// <summary>
     /// Generation from a left-padded prompt: the mask comes with the prompt only, the generated tokens come without one.

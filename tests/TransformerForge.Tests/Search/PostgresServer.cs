@@ -107,19 +107,13 @@ public sealed class PostgresServer : IDisposable
         public string Url { get; }
 
         /// <summary>Runs SQL in this database (e.g. to cut every worker's connection).</summary>
-        public void Execute(string sql)
-        {
-            var b = PostgresUrl.Parse(Url);
-            b.Pooling = false;
-            using var c = new NpgsqlConnection(b.ConnectionString);
-            c.Open();
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = sql;
-            cmd.ExecuteNonQuery();
-        }
+        public void Execute(string sql) => WithCommand(sql, cmd => cmd.ExecuteNonQuery());
 
         /// <summary>The first column of the first row of a query in this database, as text.</summary>
-        public string? Query(string sql)
+        public string? Query(string sql) => WithCommand(sql, cmd => cmd.ExecuteScalar()?.ToString());
+
+        /// <summary>One unpooled connection for one command, so no connection outlives the call.</summary>
+        T WithCommand<T>(string sql, Func<NpgsqlCommand, T> run)
         {
             var b = PostgresUrl.Parse(Url);
             b.Pooling = false;
@@ -127,7 +121,7 @@ public sealed class PostgresServer : IDisposable
             c.Open();
             using var cmd = c.CreateCommand();
             cmd.CommandText = sql;
-            return cmd.ExecuteScalar()?.ToString();
+            return run(cmd);
         }
 
         public void Dispose()

@@ -21,6 +21,28 @@ internal static class Build
         return typed;
     }
 
+    /// <summary>
+    /// A small decoder language model from C# options (vocab 40, max_seq_len 32, dim_head 32), seeded by
+    /// <paramref name="initSeed"/>, in float64 and eval mode, its parameters perturbed as the fixtures' are.
+    /// </summary>
+    public static TransformerWrapper Decoder(Func<AttentionLayersConfig, AttentionLayersConfig> options,
+        Func<TransformerWrapperConfig, TransformerWrapperConfig>? wrapper = null, int dim = 32, int heads = 4, ulong initSeed = 0)
+    {
+        TransformerForge.Runtime.TorchRuntime.EnsureLoaded();
+        manual_seed((long)initSeed);
+        var c = new TransformerWrapperConfig
+        {
+            NumTokens = 40, MaxSeqLen = 32,
+            AttnLayers = options(new AttentionLayersConfig { Type = LayerStackType.Decoder, Dim = dim, Depth = 2, Heads = heads, Attn = new() { DimHead = 32 } }),
+        };
+        if (wrapper is not null) c = wrapper(c);
+        var m = new TransformerWrapper(c);
+        m.to(ScalarType.Float64);
+        Weights.Perturb(m);
+        m.eval();
+        return m;
+    }
+
     /// <summary>A bare layer stack (<c>Encoder</c>, <c>Decoder</c>, ...) as the model.</summary>
     public static AttentionLayers Stack(string json, ulong? perturbSeed = 0) => Model<AttentionLayers>(json, perturbSeed);
 
