@@ -245,7 +245,8 @@ public sealed record AttentionLayersConfig
             int parWidth = (depthCut + depthCut / parAttn) / parAttn;
             var parBlock = noFf.Concat(Enumerable.Repeat('f', parWidth - noFf.Length)).ToArray();
             var head = Enumerable.Range(0, parAttn).SelectMany(_ => parBlock).ToList();
-            return head.Concat(Enumerable.Repeat('f', parDepth - head.Count)).ToArray();
+            // Python's negative repeat is empty: when par_attn is 1 the head may be longer than par_depth.
+            return head.Concat(Enumerable.Repeat('f', Math.Max(0, parDepth - head.Count))).ToArray();
         }
         if (SandwichCoef is { } k)
             // Sandwich Transformer (Press et al. 2020): attention first, feed-forward last.

@@ -223,7 +223,10 @@ public static class ModelSize
             long parDepth = checked(depth * blockLen);
             long parAttn = parDepth / par;
             long a = checked(parAttn * blockA), x = checked(parAttn * blockC);
-            return (a, x, parDepth - a - x);
+            // As LayerTypes: the attention head (par_attn blocks of par_width) may outgrow par_depth; then no 'f' follows it.
+            long depthCut = parDepth * 2 / 3;
+            long head = parAttn > 0 ? parAttn * ((depthCut + depthCut / parAttn) / parAttn) : 0;
+            return (a, x, Math.Max(parDepth, head) - a - x);
         }
         if (c.SandwichCoef is { } k)
             return (checked(k + (depth - k) * blockA), checked((depth - k) * blockC), checked((depth - k) * blockF + k));
