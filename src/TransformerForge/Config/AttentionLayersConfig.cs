@@ -314,7 +314,8 @@ public sealed record AttentionLayersConfig
         Check(!(SandwichNorm && ResiDual), "resi_dual", "either sandwich_norm or resi_dual, but not both");
         Check(ResiDualScale is > 0 and <= 1, "resi_dual_scale", "must be in (0, 1]");
         Check(SoftclampOutputValue > 0, "softclamp_output_value", "must be positive");
-        Check(new[] { UseScalenorm, UseRmsnorm, UseSimpleRmsnorm }.Count(b => b) <= 1, "use_simple_rmsnorm",
+        // Named by the last of the three that is set, so a 0.20 config (no use_simple_rmsnorm) is pointed at its own key.
+        Check(new[] { UseScalenorm, UseRmsnorm, UseSimpleRmsnorm }.Count(b => b) <= 1, UseSimpleRmsnorm ? "use_simple_rmsnorm" : "use_rmsnorm",
             "choose one of use_scalenorm, use_rmsnorm and use_simple_rmsnorm");
         Check(!(WeightTieLayers && !HasDefaultOrder), "weight_tie_layers", "cannot be combined with custom_layers, par_ratio or sandwich_coef");
         Check(RelPosNumBuckets <= RelPosMaxDistance, "rel_pos_num_buckets", "must be at most rel_pos_max_distance");
@@ -325,7 +326,6 @@ public sealed record AttentionLayersConfig
             Check(IsCausal || IsV140, "alibi_pos_bias", "ALiBi works only with causal (Decoder) layers in x-transformers 0.20");
         }
         Check(PreNorm || !SandwichNorm, "sandwich_norm", "sandwich norm cannot be used when not using pre_norm");
-        Check(!(UseScalenorm && UseRmsnorm), "use_rmsnorm", "choose one of use_scalenorm and use_rmsnorm");
         Check(RotaryEmbDim is null or > 0, "rotary_emb_dim", "must be positive");
         if (UsesRotary)
             Check(RotaryLength <= Attn.DimHead, "rotary_emb_dim",

@@ -107,6 +107,17 @@ public class AttentionLayersValidationBoundaryTests
     }
 
     [Fact]
+    public void OneNormChoiceIsRefusedUnderTheLastKeySet()
+    {
+        // x-transformers 0.20 has no use_simple_rmsnorm: its users are pointed at use_rmsnorm.
+        Refused(Base with { UseScalenorm = true, UseRmsnorm = true }, "use_rmsnorm", "choose one of use_scalenorm, use_rmsnorm and use_simple_rmsnorm");
+        Refused(Base140 with { UseRmsnorm = true, UseSimpleRmsnorm = true }, "use_simple_rmsnorm", "choose one of use_scalenorm, use_rmsnorm and use_simple_rmsnorm");
+        Refused(Base140 with { UseScalenorm = true, UseSimpleRmsnorm = true }, "use_simple_rmsnorm", "choose one of use_scalenorm, use_rmsnorm and use_simple_rmsnorm");
+        (Base140 with { UseSimpleRmsnorm = true }).Validate();
+        (Base with { UseScalenorm = true }).Validate();
+    }
+
+    [Fact]
     public void CustomLayersChecks()
     {
         Refused(Base with { CustomLayers = ["a", "x"] }, "custom_layers", "must be a non-empty list of 'a', 'c' and 'f'");
