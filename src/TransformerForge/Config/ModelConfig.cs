@@ -102,12 +102,6 @@ public abstract record ModelConfig
 
     public void Save(string path) => File.WriteAllText(path, ToJsonString());
 
-    protected static AttentionLayersConfig ReadLayers(JsonElement obj, string key = "attn_layers")
-    {
-        if (!obj.TryGetProperty(key, out var layers)) throw new ConfigException(key, "is required");
-        return AttentionLayersConfig.FromJson(layers, key + ".");
-    }
-
     protected static void Require(JsonElement obj, params string[] keys)
     {
         foreach (var k in keys)
