@@ -457,6 +457,7 @@ public class OptimizerAndDataEdgeTests
         {
             var e = Assert.Throws<ArgumentException>(() => new MixedPrecision(wider, adam, ScalarType.BFloat16, cpu));
             Assert.StartsWith("the working copy has no parameter '", e.Message);
+            Assert.EndsWith("' of shape [11, 16]", e.Message);
         }
     }
 
@@ -590,5 +591,100 @@ public class OptimizerAndDataEdgeTests
         var train = data.TrainBatch(4, new Random(2));
         Assert.Equal(new long[] { 4, data.InputLength }, train.Target.shape);
         Assert.NotNull(train.LossMask);
+    }
+
+    // ---------------- Samples, null and boundary cases of the data adapters ----------------
+
+    [Fact]
+    public void SyntheticSamplesShowPromptAnswerAndVerdictPerProblem()
+    {
+        TorchRuntime.EnsureLoaded();
+        using var data = TrainingFixtures.CopyTask();
+        using var model = ModelFactory.CreateLanguageModel(TrainingFixtures.TinyDecoder());
+        model.eval();
+        var lines = data.Samples(model, data.DefaultSampling(1), 3, 0, torch.CPU);
+        Assert.Equal(3, lines.Count);
+        var examples = data.Task.HeldOut(3);
+        for (int b = 0; b < 3; b++)
+        {
+            var prompt = data.Task.Render(examples.Tokens[b].narrow(0, 0, data.Task.PromptLength));
+            var expected = examples.Tokens[b].narrow(0, data.Task.PromptLength, data.Task.AnswerLength).data<long>().ToArray();
+            Assert.StartsWith(prompt + " ", lines[b]);
+            // An untrained model: the verdict is a cross naming the expected answer (or a tick when it happens to be right).
+            Assert.True(lines[b].EndsWith($"  ✗ (expected {data.Task.Render(expected)})") || lines[b].EndsWith("  ✓"), lines[b]);
+        }
+        Assert.Contains(lines, l => l.Contains('✗'));
+    }
+
+    [Fact]
+    public void TextWindowDataChecksItsInputsKeepsAGivenSpecAndSamplesOnOneLine()
+    {
+        TorchRuntime.EnsureLoaded();
+        Assert.Throws<ArgumentNullException>(() => new TextWindowData(null!, 4));
+        using var dir = new TempDir();
+        // Every 10 characters a CR, LF and TAB: samples must show them as one line.
+        var text = string.Concat(Enumerable.Repeat("ab\r\ncd\tef\n", 100));
+        var file = dir.File("c.txt", text);
+        var bytes = Tokenizers.Create("bytes");
+        var options = new TextDatasetOptions(CacheDirectory: Path.Combine(dir.Path, "cache"));
+        var spec = TrainingDataSpec.ForText("elsewhere.txt", "bytes", 9);
+        using var data = new TextWindowData(TextDataset.Open(file, bytes, options), 9, spec);
+        Assert.Same(spec, data.Spec);
+        Assert.Equal(Path.GetFullPath(file), new TextWindowData(TextDataset.Open(file, bytes, options), 1).Spec.Path);
+
+        using var model = ModelFactory.CreateLanguageModel(TrainingFixtures.TinyDecoder(numTokens: 256));
+        model.eval();
+        var lines = data.Samples(model, data.DefaultSampling(3), 3, 4, torch.CPU);
+        Assert.Equal(3, lines.Count);
+        // The prompts: windows of min(32, seq_len) = 9 tokens of the validation split, drawn from the seed after ValidationSeed.
+        using var prompts = data.Dataset.SampleBatch(DataSplit.Validation, 3, 8, new Random(TextWindowData.ValidationSeed + 1));
+        Assert.Equal(new long[] { 3, 9 }, prompts.shape);
+        for (int b = 0; b < 3; b++)
+        {
+            var prompt = bytes.Decode(prompts[b].data<long>().ToArray().Select(t => (int)t));
+            var shown = prompt.Replace("\r", "").Replace("\n", "⏎").Replace("\t", "⇥");
+            Assert.StartsWith(shown + " ⟶ ", lines[b]);
+            Assert.DoesNotContain('\n', lines[b]);
+            Assert.DoesNotContain('\r', lines[b]);
+            Assert.DoesNotContain('\t', lines[b]);
+        }
+        Assert.Contains(lines, l => l.Contains('⏎'));
+        Assert.Contains(lines, l => l.Contains('⇥'));
+        Assert.Equal(0.8, data.DefaultSampling(3).Temperature);
+        Assert.Equal(3, data.DefaultSampling(3).Seed);
+    }
+
+    [Fact]
+    public void TextWindowsOfOneTokenAndEqualSplitsNameTheTrainingSplit()
+    {
+        using var dir = new TempDir();
+        var file = dir.File("c.txt", Text(100));
+        var half = new TextDatasetOptions(CacheDirectory: Path.Combine(dir.Path, "cache"), TrainFraction: 0.5);
+        var bytes = Tokenizers.Create("bytes");
+        using (var one = new TextWindowData(TextDataset.Open(file, bytes, half), 1))
+            Assert.Equal(1, one.InputLength);
+        var e = Assert.Throws<ArgumentException>(() => new TextWindowData(TextDataset.Open(file, bytes, half), 50));
+        Assert.Contains("its training split has only 50 tokens", e.Message);
+        using (new TextWindowData(TextDataset.Open(file, bytes, half), 49)) { }
+    }
+}
+
+/// <summary>Reads the global torch RNG, so it runs alone.</summary>
+[Collection(SerialCollection.Name)]
+public class MixedPrecisionRngTests
+{
+    [Fact]
+    public void BuildingTheWorkingCopyLeavesTheGlobalRngWhereItWas()
+    {
+        TorchRuntime.EnsureLoaded();
+        var config = TrainingFixtures.TinyDecoder();
+        using var model = ModelFactory.CreateLanguageModel(config);
+        using var adam = new AdamW(ParameterGroups.Split(model, 0.1));
+        torch.random.manual_seed(123);
+        using var expected = torch.rand(5);
+        torch.random.manual_seed(123);
+        using var mixed = new MixedPrecision(config, adam, ScalarType.BFloat16, torch.CPU);
+        using var got = torch.rand(5);
+        Assert.True(got.eq(expected).all().item<bool>(), "building the working copy advanced the global RNG");
     }
 }
