@@ -229,7 +229,7 @@ public sealed class AdamW : IDisposable
             var v = state[s.Param.Name + ".exp_avg_sq"];
             var (expAvg, expAvgSq, _) = State(s);
             if (!m.shape.SequenceEqual(expAvg.shape) || !v.shape.SequenceEqual(expAvgSq.shape))
-                throw new InvalidDataException($"optimizer state in {source}: '{s.Param.Name}' has shape [{string.Join(", ", m.shape)}], " +
+                throw new InvalidDataException($"optimizer state in {source}: '{s.Param.Name}' has shape [{string.Join(", ", (m.shape.SequenceEqual(expAvg.shape) ? v : m).shape)}], " +
                     $"the parameter [{string.Join(", ", expAvg.shape)}]");
             var step = state[s.Param.Name + ".step"].to_type(ScalarType.Int64).item<long>();
             if (s.Bucket is { } b)

@@ -40,7 +40,8 @@ public static class ParameterGroups
     public static IReadOnlyList<ParameterGroup> Split(nn.Module model, double weightDecay)
     {
         var embeddingWeights = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (moduleName, module) in model.named_modules())
+        // TorchSharp's named_modules() leaves out the module itself (PyTorch's lists it as ""): a bare embedding counts too.
+        foreach (var (moduleName, module) in model.named_modules().Prepend(("", model)))
             if (module is Embedding)
                 foreach (var (pName, _) in module.named_parameters())
                     embeddingWeights.Add(moduleName.Length == 0 ? pName : $"{moduleName}.{pName}");
