@@ -472,3 +472,26 @@ public class CheckpointMutantTests
         Assert.Throws<InvalidDataException>(() => Checkpoint.RestoreRng(ck));
     }
 }
+
+/// <summary>What the metrics log's survivors asked for beyond <see cref="MetricsLogTests"/>.</summary>
+public class MetricsLogMutantTests
+{
+    [Fact]
+    public void EachLineIsOnDiskAsSoonAsItIsWritten()
+    {
+        using var tmp = new TempDir();
+        using var log = MetricsLog.Open(Path.Combine(tmp.Path, "run"), keepThroughStep: 3);   // no file yet: a new log
+        log.Write(new StepReport(1, 10, 2.0, 1e-3, 0.5, 10, TimeSpan.FromSeconds(1), TimeSpan.Zero, true));
+        // Read while the log is open (a killed run would never dispose it).
+        Assert.Equal(1, MetricsLog.Read(log.Path).Single()["step"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void AResumeDropsLinesWithoutANumericStep()
+    {
+        using var tmp = new TempDir();
+        var path = tmp.File(MetricsLog.FileName, string.Join("\n", "{\"step\":1}", "{\"step\":\"x\"}", "{\"kind\":\"train\"}", "[1]", "{\"step\":2.5}", "{\"step\":2}"));
+        using (MetricsLog.Open(tmp.Path, keepThroughStep: 2)) { }
+        Assert.Equal(new[] { "{\"step\":1}", "{\"step\":2}" }, File.ReadAllLines(path));
+    }
+}
