@@ -225,6 +225,7 @@ public class TrainingRngAndDataSpecMutantTests
         Assert.Equal(8, (int?)json["seq_len"]);
         Assert.Equal("h", (string?)json["content_sha256"]);
         Assert.False(json.ContainsKey("task"), "nulls are not written");
+        Assert.Contains("\n  \"kind\": \"text\"", File.ReadAllText(Path.Combine(ck, TrainingDataSpec.FileName)));   // indented, for people
         Assert.Equal(text with { RelativePath = Path.Combine("..", "..", "corpus.txt") }, TrainingDataSpec.Load(ck));
 
         var task = TrainingDataSpec.ForTask("copy", new SyntheticTaskOptions(Length: 5));
@@ -267,7 +268,7 @@ public class RunLockMutantTests
         Assert.Equal(Environment.ProcessId, (int)json["pid"]!);
         Assert.StartsWith("boot+", (string)json["start"]!);
         Assert.Equal(Environment.MachineName, (string)json["host"]!);
-        Assert.True(DateTime.TryParse((string)json["started_at"]!, out _));
+        Assert.Matches(@"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", (string)json["started_at"]!);
     }
 
     [Fact]
@@ -298,6 +299,9 @@ public class RunLockMutantTests
         File.WriteAllText(path, $$"""{"pid": {{Environment.ProcessId}}, "started_at": "2026-01-01 10:00:00"}""");
         Assert.Contains("(started 2026-01-01 10:00:00)", Assert.Throws<RunLockedException>(() => RunLock.Acquire(tmp.Path)).Message);
         Assert.True(File.Exists(path), "a held lock is not deleted");
+        // A start or started_at that is not a string is ignored, not a reason to call the lock unreadable.
+        File.WriteAllText(path, $$"""{"pid": {{Environment.ProcessId}}, "start": 5, "started_at": 6}""");
+        Assert.Contains("(started at an unknown time)", Assert.Throws<RunLockedException>(() => RunLock.Acquire(tmp.Path)).Message);
     }
 
     [Theory]
@@ -402,8 +406,20 @@ public class CheckpointMutantTests
         Directory.CreateDirectory(empty);
         Assert.Equal($"no checkpoint at '{empty}' (expected a checkpoint directory or a run directory with checkpoint/)",
             Assert.Throws<DirectoryNotFoundException>(() => Checkpoint.Resolve(empty)).Message);
-        Assert.Throws<DirectoryNotFoundException>(() => Checkpoint.Resolve(Path.Combine(tmp.Path, "none", "deeper")));
+        var deeper = Path.Combine(tmp.Path, "none", "deeper");
+        Assert.StartsWith($"no checkpoint at '{deeper}'", Assert.Throws<DirectoryNotFoundException>(() => Checkpoint.Resolve(deeper)).Message);
         Assert.False(Checkpoint.IsComplete(Path.Combine(tmp.Path, "none")));
+    }
+
+    [Fact]
+    public void AnIncompleteCheckpointInARunDirectoryIsNamedWithWhatItLacks()
+    {
+        using var tmp = new TempDir();
+        var ck = Path.Combine(tmp.Path, "checkpoint");
+        tmp.File(Path.Combine("checkpoint", "config.json"), "{}");
+        tmp.File(Path.Combine("checkpoint", "data.json"), "{}");
+        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.Resolve(tmp.Path));
+        Assert.Equal($"'{ck}' is not a complete checkpoint: missing model.safetensors, optimizer.safetensors, rng.safetensors, trainer_state.json", e.Message);
     }
 
     static void EditOptimizer(string ck, Action<Dictionary<string, Tensor>, string> edit)
