@@ -422,6 +422,43 @@ public class CheckpointMutantTests
         Assert.Equal($"'{ck}' is not a complete checkpoint: missing model.safetensors, optimizer.safetensors, rng.safetensors, trainer_state.json", e.Message);
     }
 
+    /// <summary>Checkpoint.Save called directly: the device it is told, a missing parent, a copy left renamed away, a non-IO error.</summary>
+    [Fact]
+    public void SaveDirectlyRecordsTheDeviceRecoversAndWrapsOnlyIOErrors()
+    {
+        using var tmp = new TempDir();
+        using var data = TrainingFixtures.CopyTask();
+        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions() with { Steps = 1 });
+        TrainerState State(bool noOptions = false) => new()
+        {
+            Step = 0, Options = noOptions ? null! : trainer.Options, Schedule = trainer.Schedule, NextLearningRate = trainer.Schedule.At(0),
+        };
+        // The parent does not exist yet; on CUDA the CUDA generator's state is saved too (Capture needs no GPU).
+        var ck = Path.Combine(tmp.Path, "new", "run", "checkpoint");
+        Checkpoint.Save(ck, trainer.Config, trainer.Model, trainer.Optimizer, State(), data, new Device(DeviceType.CUDA, 0));
+        using (var rng = new DisposingDictionary(SafeTensorsTorch.Load(Path.Combine(ck, Checkpoint.RngFile))))
+            Assert.Equal(new[] { TrainingRng.CpuKey, TrainingRng.CudaKey }, rng.Tensors.Keys.Order().ToArray());
+
+        // A save while the checkpoint sits renamed away (a killed save) brings it back first and leaves no copy behind.
+        Directory.Move(ck, ck + ".old-1");
+        Checkpoint.Save(ck, trainer.Config, trainer.Model, trainer.Optimizer, State(), data);
+        Assert.Empty(Directory.GetDirectories(Path.GetDirectoryName(ck)!, "checkpoint.old-*"));
+        using (var rng = new DisposingDictionary(SafeTensorsTorch.Load(Path.Combine(ck, Checkpoint.RngFile))))
+            Assert.Equal(new[] { TrainingRng.CpuKey }, rng.Tensors.Keys.ToArray());
+
+        // Only IO errors become "could not write the checkpoint"; anything else reaches the caller as it is.
+        var e = Record.Exception(() => Checkpoint.Save(ck, trainer.Config, trainer.Model, trainer.Optimizer, State(noOptions: true), data));   // a NullReferenceException mid-save
+        Assert.NotNull(e);
+        Assert.IsNotAssignableFrom<IOException>(e);
+        Assert.True(Checkpoint.IsComplete(ck), "the previous checkpoint is left as it was");
+    }
+
+    sealed class DisposingDictionary(Dictionary<string, Tensor> tensors) : IDisposable
+    {
+        public Dictionary<string, Tensor> Tensors { get; } = tensors;
+        public void Dispose() { foreach (var t in Tensors.Values) t.Dispose(); }
+    }
+
     static void EditOptimizer(string ck, Action<Dictionary<string, Tensor>, string> edit)
     {
         var path = Path.Combine(ck, Checkpoint.OptimizerFile);
