@@ -163,6 +163,22 @@ public class TrainingRngAndDataSpecMutantTests
     }
 
     [Fact]
+    public void OpenUsesTheSavedTokenizerWhenGiven()
+    {
+        using var tmp = new TempDir();
+        var wide = tmp.File("wide.txt", "abcdefghijklmnopqrstuvwxyz abcdefghijklmnopqrstuvwxyz");
+        var corpus = tmp.File("corpus.txt", "abcabcabcabcabcabcabcabcabcabcabcabcabcabc");
+        var saved = Path.Combine(tmp.Path, "tok");
+        Directory.CreateDirectory(saved);
+        Tokenizers.CreateFromCorpus("chars", wide).Save(saved);
+        var spec = TrainingDataSpec.ForText(corpus, "chars", 4);
+        using var fromSaved = spec.Open(tokenizerDirectory: saved);
+        using var fromCorpus = spec.Open();
+        Assert.Equal(Tokenizers.Load(saved).VocabSize, fromSaved.VocabSize);
+        Assert.True(fromSaved.VocabSize > fromCorpus.VocabSize, $"{fromSaved.VocabSize} vs {fromCorpus.VocabSize}");
+    }
+
+    [Fact]
     public void AChangedCorpusIsRefusedWithBothHashes()
     {
         using var tmp = new TempDir();
