@@ -1,0 +1,178 @@
+using TransformerForge.Tests.Data;
+using TransformerForge.Training;
+
+namespace TransformerForge.Tests.Training;
+
+/// <summary>
+/// When <see cref="Trainer.Run"/> logs, evaluates, samples and checkpoints (multiples of each interval, the last step,
+/// a stop step), why it stops, what it counts, and the (seed, step) batch RNG.
+/// </summary>
+public class TrainerRunScheduleTests
+{
+    [Fact]
+    public void IntervalsFireOnTheirMultiplesAndTheLastStep()
+    {
+        using var tmp = new TempDir();
+        using var data = TrainingFixtures.CopyTask();
+        var options = TrainingFixtures.TinyOptions(tmp.Path) with
+        {
+            Steps = 7, GradAccumulation = 2, LogEvery = 3, EvalEvery = 3, SampleEvery = 3, SampleCount = 1, SampleLength = 4,
+            CheckpointEvery = 3, CheckpointEverySeconds = 0,
+        };
+        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options);
+        Assert.Equal(8L * 2 * 10, trainer.TokensPerStep);
+        var seen = new RecordingObserver();
+        var result = trainer.Run(seen);
+
+        Assert.Equal(StopReason.Completed, result.Reason);
+        Assert.Equal(7, result.Step);
+        Assert.Equal(Enumerable.Range(1, 7), seen.Steps.Select(s => s.Step));
+        Assert.All(seen.Steps, s => Assert.Equal(7, s.TotalSteps));
+        Assert.Equal(new[] { 3, 6, 7 }, seen.Steps.Where(s => s.IsLogStep).Select(s => s.Step));
+        Assert.All(seen.Steps, s => Assert.Equal(LearningRateSchedule.From(options).At(s.Step - 1), s.LearningRate));
+        Assert.All(seen.Steps, s => Assert.True(double.IsFinite(s.Loss) && s.GradNorm > 0));
+        Assert.Equal(TimeSpan.Zero, seen.Steps[^1].Eta);
+        Assert.Equal(new[] { 3, 6, 7 }, seen.Evaluations.Select(e => e.Step));
+        Assert.Equal(3, seen.Samples.Count);
+        Assert.Equal(new[] { 3, 6, 7 }, seen.Checkpoints);
+        Assert.Equal(Path.GetFullPath(Path.Combine(tmp.Path, "checkpoint")), result.CheckpointPath);
+        Assert.Equal(seen.Evaluations[^1], result.LastEvaluation);
+        Assert.True(result.TokensPerSecond > 0);
+        var state = TrainerState.Load(result.CheckpointPath!);
+        Assert.Equal(7, state.Step);
+        Assert.Equal(7L * 160, state.TokensSeen);
+        Assert.Equal(trainer.Schedule.At(7), state.NextLearningRate);
+        Assert.Equal(trainer.Threads, state.Threads);
+        Assert.True(state.ElapsedSeconds > 0);
+    }
+
+    [Fact]
+    public void AStopStepLogsAndCheckpointsThereButNeitherEvaluatesNorSamples()
+    {
+        using var tmp = new TempDir();
+        using var data = TrainingFixtures.CopyTask();
+        var options = TrainingFixtures.TinyOptions(tmp.Path) with
+        {
+            Steps = 8, LogEvery = 4, EvalEvery = 4, SampleEvery = 4, SampleCount = 2, SampleLength = 4, CheckpointEvery = 1,
+            CheckpointEverySeconds = 0,
+        };
+        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options);
+        var seen = new RecordingObserver();
+        var result = trainer.Run(seen, stopAfter: 5);
+
+        Assert.Equal(StopReason.StopRequested, result.Reason);
+        Assert.Equal(5, result.Step);
+        Assert.Equal(new[] { 4, 5 }, seen.Steps.Where(s => s.IsLogStep).Select(s => s.Step));
+        Assert.Equal(new[] { 4 }, seen.Evaluations.Select(e => e.Step));
+        Assert.Equal(2, seen.Samples.Count);
+        Assert.Equal(new[] { 1, 2, 3, 4, 5 }, seen.Checkpoints);   // not twice at step 5: the interval skips the stop step
+
+        // A stop step past the end is the end.
+        var rest = new RecordingObserver();
+        var done = trainer.Run(rest, stopAfter: 100);
+        Assert.Equal(StopReason.Completed, done.Reason);
+        Assert.Equal(8, done.Step);
+        Assert.Equal(new[] { 6, 7, 8 }, rest.Steps.Select(s => s.Step));
+        Assert.Equal(new[] { 8 }, rest.Evaluations.Select(e => e.Step));
+        Assert.Equal(new[] { 6, 7, 8 }, rest.Checkpoints);
+        Assert.True(done.Elapsed >= result.Elapsed);
+    }
+
+    [Fact]
+    public void ZeroIntervalsEvaluateAndCheckpointOnlyAtTheEndAndSampleNever()
+    {
+        using var tmp = new TempDir();
+        using var data = TrainingFixtures.CopyTask();
+        var options = TrainingFixtures.TinyOptions(tmp.Path) with
+        {
+            Steps = 3, LogEvery = 100, EvalEvery = 0, SampleEvery = 0, SampleCount = 2, CheckpointEvery = 0, CheckpointEverySeconds = 0,
+        };
+        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options);
+        var seen = new RecordingObserver();
+        trainer.Run(seen);
+        Assert.Equal(new[] { 3 }, seen.Steps.Where(s => s.IsLogStep).Select(s => s.Step));
+        Assert.Equal(new[] { 3 }, seen.Evaluations.Select(e => e.Step));
+        Assert.Empty(seen.Samples);
+        Assert.Equal(new[] { 3 }, seen.Checkpoints);
+    }
+
+    [Fact]
+    public void NoSampleCountMeansNoSamples()
+    {
+        using var data = TrainingFixtures.CopyTask();
+        var options = TrainingFixtures.TinyOptions() with { Steps = 2, SampleEvery = 1, SampleCount = 0 };
+        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options);
+        var seen = new RecordingObserver();
+        var result = trainer.Run(seen);
+        Assert.Empty(seen.Samples);
+        Assert.Null(result.CheckpointPath);
+        Assert.Empty(seen.Checkpoints);
+    }
+
+    [Fact]
+    public void ACancelledRunTakesNoStepAndSaysStopRequested()
+    {
+        using var data = TrainingFixtures.CopyTask();
+        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions());
+        var seen = new RecordingObserver();
+        var result = trainer.Run(seen, cancellation: new CancellationToken(canceled: true));
+        Assert.Equal(StopReason.StopRequested, result.Reason);
+        Assert.Equal(0, result.Step);
+        Assert.Empty(seen.Steps);
+        Assert.Equal(0, result.TokensPerSecond);
+    }
+
+    [Fact]
+    public void AReachedTargetStopsAfterItsEvaluationWithSamples()
+    {
+        using var data = TrainingFixtures.CopyTask();
+        // Exact match is a fraction of 16 held-out examples; a target of 1e-9 is reached by the first right answer,
+        // so a target no evaluation reaches is compared with one every evaluation reaches (0 < 1e-9 is false).
+        var options = TrainingFixtures.TinyOptions() with
+        {
+            Steps = 6, EvalEvery = 2, SampleEvery = 0, TargetExactMatch = 1,
+        };
+        using (var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options))
+        {
+            var result = trainer.Run();
+            Assert.Equal(StopReason.Completed, result.Reason);
+            Assert.Equal(6, result.Step);
+        }
+        using (var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options with { TargetExactMatch = 1e-12 }))
+        {
+            // Force the first evaluation to count: the model after 2 steps may get no answer right, so we ask for
+            // the smallest target and accept a stop at the first evaluation whose exact match is positive.
+            var seen = new RecordingObserver();
+            var result = trainer.Run(seen);
+            var firstHit = seen.Evaluations.FirstOrDefault(e => e.ExactMatch > 0);
+            if (firstHit is null) Assert.Equal(StopReason.Completed, result.Reason);
+            else
+            {
+                Assert.Equal(StopReason.TargetReached, result.Reason);
+                Assert.Equal(firstHit.Step, result.Step);
+            }
+        }
+    }
+
+    [Fact]
+    public void TheBatchRandomIsSplitMix64OfSeedAndStep()
+    {
+        // SplitMix64's first output from state 0 is 0xE220A8397B1DCDAF; its low 31 bits seed the Random.
+        Assert.Equal(new Random(0x7B1DCDAF).Next(), Trainer.BatchRandom(0, 0).Next());
+        Assert.Equal(new Random(608795752).Next(), Trainer.BatchRandom(7, 3).Next());
+        Assert.Equal(new Random(1233877867).Next(), Trainer.BatchRandom(3, 7).Next());
+        Assert.Equal(new Random(611664028).Next(), Trainer.BatchRandom(-1, 5).Next());
+    }
+
+    [Fact]
+    public void SavingACheckpointWithoutADirectoryIsRefused()
+    {
+        using var data = TrainingFixtures.CopyTask();
+        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions());
+        var e = Assert.Throws<InvalidOperationException>(() => trainer.SaveCheckpoint());
+        Assert.Equal("no checkpoint directory: set TrainOptions.OutDir or pass one", e.Message);
+        using var tmp = new TempDir();
+        Assert.Equal(Path.GetFullPath(tmp.Path), trainer.SaveCheckpoint(tmp.Path));
+        Assert.Equal(0, TrainerState.Load(tmp.Path).Step);
+    }
+}
