@@ -123,34 +123,34 @@ public class TrainerRunScheduleTests
     }
 
     [Fact]
-    public void AReachedTargetStopsAfterItsEvaluationWithSamples()
+    public void AReachedTargetStopsAtItsEvaluationWithSamplesAndATargetEqualToTheScoreCounts()
     {
         using var data = TrainingFixtures.CopyTask();
-        // Exact match is a fraction of 16 held-out examples; a target of 1e-9 is reached by the first right answer,
-        // so a target no evaluation reaches is compared with one every evaluation reaches (0 < 1e-9 is false).
         var options = TrainingFixtures.TinyOptions() with
         {
-            Steps = 6, EvalEvery = 2, SampleEvery = 0, TargetExactMatch = 1,
+            Steps = 150, BatchSize = 32, LearningRate = 1e-2, EvalEvery = 10, SampleEvery = 1000, SampleCount = 1, SampleLength = 4,
+            TargetExactMatch = 0.5,
         };
+        EvaluationMetrics hit;
         using (var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options))
         {
-            var result = trainer.Run();
-            Assert.Equal(StopReason.Completed, result.Reason);
-            Assert.Equal(6, result.Step);
-        }
-        using (var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options with { TargetExactMatch = 1e-12 }))
-        {
-            // Force the first evaluation to count: the model after 2 steps may get no answer right, so we ask for
-            // the smallest target and accept a stop at the first evaluation whose exact match is positive.
             var seen = new RecordingObserver();
             var result = trainer.Run(seen);
-            var firstHit = seen.Evaluations.FirstOrDefault(e => e.ExactMatch > 0);
-            if (firstHit is null) Assert.Equal(StopReason.Completed, result.Reason);
-            else
-            {
-                Assert.Equal(StopReason.TargetReached, result.Reason);
-                Assert.Equal(firstHit.Step, result.Step);
-            }
+            Assert.Equal(StopReason.TargetReached, result.Reason);
+            hit = seen.Evaluations[^1];
+            Assert.All(seen.Evaluations.SkipLast(1), e => Assert.True(e.ExactMatch < 0.5));
+            Assert.True(hit.ExactMatch >= 0.5);
+            Assert.True(hit.Step < 150);
+            Assert.Equal(hit.Step, result.Step);
+            Assert.Equal(hit, result.LastEvaluation);
+            Assert.Single(seen.Samples);   // samples at the stop although 1000 does not divide the step
+        }
+        // The same run (same seed) with the target set to exactly the score reached stops there too: >=, not >.
+        using (var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options with { TargetExactMatch = hit.ExactMatch }))
+        {
+            var result = trainer.Run();
+            Assert.Equal(StopReason.TargetReached, result.Reason);
+            Assert.Equal(hit.Step, result.Step);
         }
     }
 
