@@ -37,7 +37,11 @@ public class TrainerRunScheduleTests
         Assert.Equal(new[] { 3, 6, 7 }, seen.Checkpoints);
         Assert.Equal(Path.GetFullPath(Path.Combine(tmp.Path, "checkpoint")), result.CheckpointPath);
         Assert.Equal(seen.Evaluations[^1], result.LastEvaluation);
-        Assert.True(result.TokensPerSecond > 0);
+        // Rates and times: positive, bounded by the wall clock (a sign or operator flipped would leave these bounds).
+        Assert.All(seen.Steps.Where(s => s.IsLogStep), s => Assert.InRange(s.TokensPerSecond, 1, 1e9));
+        Assert.All(seen.Steps.Zip(seen.Steps.Skip(1)), p => Assert.True(p.Second.Elapsed >= p.First.Elapsed && p.First.Elapsed > TimeSpan.Zero));
+        Assert.True(result.Elapsed >= seen.Steps[^1].Elapsed);
+        Assert.True(result.TokensPerSecond >= 7 * 160 / result.Elapsed.TotalSeconds, $"{result.TokensPerSecond} tokens/s over {result.Elapsed}");
         var state = TrainerState.Load(result.CheckpointPath!);
         Assert.Equal(7, state.Step);
         Assert.Equal(7L * 160, state.TokensSeen);
@@ -75,7 +79,11 @@ public class TrainerRunScheduleTests
         Assert.Equal(new[] { 6, 7, 8 }, rest.Steps.Select(s => s.Step));
         Assert.Equal(new[] { 8 }, rest.Evaluations.Select(e => e.Step));
         Assert.Equal(new[] { 6, 7, 8 }, rest.Checkpoints);
-        Assert.True(done.Elapsed >= result.Elapsed);
+        Assert.True(result.Elapsed > TimeSpan.Zero && done.Elapsed >= result.Elapsed);
+        // ETA of the second session: its time so far over its steps so far, times the steps left to the stop step.
+        var at6 = rest.Steps[0];
+        double session = (at6.Elapsed - result.Elapsed).TotalSeconds;
+        Assert.Equal(session / 1 * 2, at6.Eta.TotalSeconds, 0.01 + 0.1 * session);
     }
 
     [Fact]
@@ -102,11 +110,10 @@ public class TrainerRunScheduleTests
         using var data = TrainingFixtures.CopyTask();
         var options = TrainingFixtures.TinyOptions() with { Steps = 2, SampleEvery = 1, SampleCount = 0 };
         using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, options);
-        var seen = new RecordingObserver();
-        var result = trainer.Run(seen);
-        Assert.Empty(seen.Samples);
+        var calls = new SampleCalls();
+        var result = trainer.Run(calls);
+        Assert.Equal(0, calls.Count);
         Assert.Null(result.CheckpointPath);
-        Assert.Empty(seen.Checkpoints);
     }
 
     [Fact]
@@ -152,6 +159,12 @@ public class TrainerRunScheduleTests
             Assert.Equal(StopReason.TargetReached, result.Reason);
             Assert.Equal(hit.Step, result.Step);
         }
+    }
+
+    sealed class SampleCalls : ITrainingObserver
+    {
+        public int Count { get; private set; }
+        public void OnSamples(int step, IReadOnlyList<string> samples) => Count++;
     }
 
     [Fact]
