@@ -18,6 +18,15 @@ public class TrainerGuardTests
             new Trainer(null!, TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions())).ParamName);
         Assert.Equal("data", Assert.Throws<ArgumentNullException>(() =>
             Trainer.Resume("nowhere", null!, TrainingFixtures.TinyOptions())).ParamName);
+        using var model = TransformerForge.Models.ModelFactory.CreateLanguageModel(TrainingFixtures.TinyDecoder());
+        Assert.Equal("config", Assert.Throws<ArgumentNullException>(() =>
+            new Trainer(model, null!, data, TrainingFixtures.TinyOptions())).ParamName);
+        Assert.Equal("data", Assert.Throws<ArgumentNullException>(() =>
+            new Trainer(model, TrainingFixtures.TinyDecoder(), null!, TrainingFixtures.TinyOptions())).ParamName);
+        Assert.Equal("options", Assert.Throws<ArgumentNullException>(() =>
+            new Trainer(model, TrainingFixtures.TinyDecoder(), data, null!)).ParamName);
+        Assert.Equal("training option batch_size must be a positive integer, got 0", Assert.Throws<ArgumentException>(() =>
+            new Trainer(model, TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions() with { BatchSize = 0 })).Message);
     }
 
     [Fact]

@@ -84,6 +84,9 @@ public class TrainerRunScheduleTests
         var at6 = rest.Steps[0];
         double session = (at6.Elapsed - result.Elapsed).TotalSeconds;
         Assert.Equal(session / 1 * 2, at6.Eta.TotalSeconds, 0.01 + 0.1 * session);
+        var at7 = rest.Steps[1];
+        session = (at7.Elapsed - result.Elapsed).TotalSeconds;
+        Assert.Equal(session / 2 * 1, at7.Eta.TotalSeconds, 0.01 + 0.1 * session);
     }
 
     [Fact]
