@@ -42,6 +42,10 @@ public class TrainerRunScheduleTests
         Assert.All(seen.Steps.Zip(seen.Steps.Skip(1)), p => Assert.True(p.Second.Elapsed >= p.First.Elapsed && p.First.Elapsed > TimeSpan.Zero));
         Assert.True(result.Elapsed >= seen.Steps[^1].Elapsed);
         Assert.True(result.TokensPerSecond >= 7 * 160 / result.Elapsed.TotalSeconds, $"{result.TokensPerSecond} tokens/s over {result.Elapsed}");
+        var lines = File.ReadAllLines(Path.Combine(tmp.Path, "metrics.jsonl")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).ToList();
+        int[] StepsOf(string kind) => lines.Where(l => (string?)l["kind"] == kind).Select(l => (int)l["step"]!).ToArray();
+        Assert.Equal(new[] { 3, 6, 7 }, StepsOf("eval"));
+        Assert.Equal(new[] { 3, 6, 7 }, StepsOf("train"));
         var state = TrainerState.Load(result.CheckpointPath!);
         Assert.Equal(7, state.Step);
         Assert.Equal(7L * 160, state.TokensSeen);
