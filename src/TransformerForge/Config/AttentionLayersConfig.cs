@@ -226,6 +226,16 @@ public sealed record AttentionLayersConfig
     bool HasDefaultOrder => CustomLayers is null && ParRatio is null && SandwichCoef is null;
 
     /// <summary>
+    /// PAR's block width: the first 2/3 of the <paramref name="parDepth"/> layers, spread over <paramref name="parAttn"/>
+    /// attention blocks, as x-transformers computes it. The head (parAttn × this) may outgrow parDepth when parAttn is 1.
+    /// </summary>
+    internal static long ParBlockWidth(long parDepth, long parAttn)
+    {
+        long depthCut = parDepth * 2 / 3;
+        return (depthCut + depthCut / parAttn) / parAttn;
+    }
+
+    /// <summary>
     /// The layers that own weights, in order: 'a' self-attention, 'c' cross-attention, 'f' feed-forward (x-transformers'
     /// rules). With <c>weight_tie_layers</c> that is a single block, run <c>depth</c> times (see <see cref="ExecutionOrder"/>).
     /// </summary>
@@ -241,8 +251,7 @@ public sealed record AttentionLayersConfig
             int parDepth = Depth * block.Length;
             var noFf = block.Where(b => b != 'f').ToArray();
             int parAttn = parDepth / par;
-            int depthCut = parDepth * 2 / 3;
-            int parWidth = (depthCut + depthCut / parAttn) / parAttn;
+            int parWidth = (int)ParBlockWidth(parDepth, parAttn);
             var parBlock = noFf.Concat(Enumerable.Repeat('f', parWidth - noFf.Length)).ToArray();
             var head = Enumerable.Range(0, parAttn).SelectMany(_ => parBlock).ToList();
             // Python's negative repeat is empty: when par_attn is 1 the head may be longer than par_depth.

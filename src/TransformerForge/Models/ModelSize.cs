@@ -224,8 +224,7 @@ public static class ModelSize
             long parAttn = parDepth / par;
             long a = checked(parAttn * blockA), x = checked(parAttn * blockC);
             // As LayerTypes: the attention head (par_attn blocks of par_width) may outgrow par_depth; then no 'f' follows it.
-            long depthCut = parDepth * 2 / 3;
-            long head = parAttn > 0 ? parAttn * ((depthCut + depthCut / parAttn) / parAttn) : 0;
+            long head = parAttn > 0 ? parAttn * AttentionLayersConfig.ParBlockWidth(parDepth, parAttn) : 0;
             return (a, x, Math.Max(parDepth, head) - a - x);
         }
         if (c.SandwichCoef is { } k)

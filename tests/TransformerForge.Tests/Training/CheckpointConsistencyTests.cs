@@ -17,15 +17,7 @@ namespace TransformerForge.Tests.Training;
 /// </summary>
 public class CheckpointConsistencyTests(ITestOutputHelper output)
 {
-    /// <summary>A run of 4 steps (checkpoint at the end) in a fresh directory.</summary>
-    static string TrainTiny(TempDir tmp, int steps = 4)
-    {
-        var run = Path.Combine(tmp.Path, "run");
-        using var data = TrainingFixtures.CopyTask();
-        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions(run) with { Steps = steps });
-        trainer.Run();
-        return run;
-    }
+    static string TrainTiny(TempDir tmp, int steps = 4) => TrainingFixtures.TrainTiny(tmp, steps);
 
     static Exception ResumeFails(string run, TrainOptions? options = null, ITrainingData? data = null)
     {

@@ -8,14 +8,7 @@ namespace TransformerForge.Tests.Training;
 
 public class CheckpointTests
 {
-    static string TrainTiny(TempDir tmp, int steps = 4)
-    {
-        var run = Path.Combine(tmp.Path, "run");
-        using var data = TrainingFixtures.CopyTask();
-        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions(run) with { Steps = steps, EvalEvery = 2 });
-        trainer.Run();
-        return run;
-    }
+    static string TrainTiny(TempDir tmp, int steps = 4) => TrainingFixtures.TrainTiny(tmp, steps, evalEvery: 2);
 
     [Fact]
     public void HoldsModelOptimizerRngStateAndData()

@@ -1,6 +1,7 @@
 using TransformerForge.Config;
 using TransformerForge.Data;
 using TransformerForge.Training;
+using TransformerForge.Tests.Data;
 
 namespace TransformerForge.Tests.Training;
 
@@ -37,6 +38,16 @@ internal static class TrainingFixtures
         Seed = 7,
         OutDir = outDir,
     };
+
+    /// <summary>A tiny copy-task run of <paramref name="steps"/> steps in <c>run/</c> under <paramref name="tmp"/> (checkpoint at the end).</summary>
+    public static string TrainTiny(TempDir tmp, int steps = 4, int evalEvery = 0)
+    {
+        var run = Path.Combine(tmp.Path, "run");
+        using var data = CopyTask();
+        using var trainer = Trainer.Create(TinyDecoder(), data, TinyOptions(run) with { Steps = steps, EvalEvery = evalEvery });
+        trainer.Run();
+        return run;
+    }
 }
 
 /// <summary>Records what a run reports.</summary>

@@ -339,14 +339,7 @@ public class RunLockMutantTests
 /// <summary>Checkpoint recovery order, leftovers, and the optimizer-step checks of <see cref="Checkpoint.Read"/>.</summary>
 public class CheckpointMutantTests
 {
-    static string TrainTiny(TempDir tmp, int steps = 4)
-    {
-        var run = Path.Combine(tmp.Path, "run");
-        using var data = TrainingFixtures.CopyTask();
-        using var trainer = Trainer.Create(TrainingFixtures.TinyDecoder(), data, TrainingFixtures.TinyOptions(run) with { Steps = steps });
-        trainer.Run();
-        return run;
-    }
+    static string TrainTiny(TempDir tmp, int steps = 4) => TrainingFixtures.TrainTiny(tmp, steps);
 
     static void SetStep(string checkpoint, int step)
     {
